@@ -1,0 +1,39 @@
+"""Domain exceptions: each carries a message a user can act on.
+
+Everything the indexer raises on purpose derives from `ForgeError`, so the CLI and the
+LSP server can turn it into a one-line error / JSON-RPC error without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class ForgeError(Exception):
+    """Base class for errors whose message is meant for the user."""
+
+
+class ModelNotFound(ForgeError):
+    """The embedding model (GGUF file or the bundled weights package) is missing."""
+
+
+class ModelInvalid(ForgeError):
+    """A model file exists but cannot be used (corrupt, wrong architecture, not embeddings)."""
+
+
+class StoreCorrupt(ForgeError):
+    """The on-disk index (SQLite or Chroma) cannot be read; rebuilding it fixes this."""
+
+
+class IndexLocked(ForgeError):
+    """Another process owns this workspace's index (single-writer lock)."""
+
+
+class IndexNotReady(ForgeError):
+    """A query arrived before anything was indexed for the workspace."""
+
+
+class InvalidQuery(ForgeError):
+    """Query parameters are malformed (empty query, bad glob, unknown language...)."""
+
+
+class Cancelled(ForgeError):
+    """Work was cancelled by the caller (client `$/cancelRequest`, Ctrl-C, shutdown)."""

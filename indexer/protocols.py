@@ -1,0 +1,35 @@
+"""Interfaces between pipeline stages, so each side can be swapped or faked in unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Vectors = npt.NDArray[np.float32]
+
+
+class Embedder(Protocol):
+    """Turns text into L2-normalised vectors. One instance per process owns the model."""
+
+    @property
+    def model_id(self) -> str:
+        """Stable identity of the model + the settings that change vectors (for the config hash)."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """Largest input the model takes, in its own tokens (prefix included)."""
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` as a document (document prefix included), with the model's tokenizer."""
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        """(len(texts), dim) float32, normalised; the document prefix is applied here."""
+
+    def embed_query(self, text: str) -> Vectors:
+        """(dim,) float32, normalised; the query prefix is applied here."""

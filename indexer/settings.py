@@ -1,0 +1,146 @@
+"""The one typed settings model, and how its sources are layered.
+
+Order (later wins): defaults < user config file < workspace config file < environment
+(`FORGE_INDEXER_*`) < explicit overrides (CLI flags, LSP initializationOptions /
+workspace configuration). Keys are snake_case in Python and camelCase on the wire; both
+spellings are accepted everywhere. Invalid values never stop the daemon: `load_settings`
+drops them, keeps the default and returns a warning saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+APP_NAME = "forge-indexer"
+WORKSPACE_CONFIG_FILE = ".forge-indexer.toml"
+ENV_PREFIX = "FORGE_INDEXER_"
+
+
+class Settings(BaseModel):
+    """All user-tunable settings, fully defaulted."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    # --- model -----------------------------------------------------------------------
+    model_path: Path | None = Field(
+        default=None,
+        description="Path to a GGUF embedding model. Empty: the bundled all-MiniLM-L6-v2, "
+        "converted to GGUF on first use.",
+    )
+    query_prefix: str | None = Field(
+        default=None, description="Text put before every query (model-specific; e.g. 'query: ')."
+    )
+    document_prefix: str | None = Field(
+        default=None, description="Text put before every indexed chunk (e.g. 'passage: ')."
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=16, le=8192,
+        description="Largest chunk in model tokens. Empty: the model's own limit (256 for the default).",
+    )
+    n_threads: int | None = Field(
+        default=None, ge=1, le=256, description="CPU threads for embedding. Empty: all physical cores."
+    )
+    n_gpu_layers: int = Field(
+        default=0, ge=-1,
+        description="Layers to offload to the GPU (-1: all). Needs a CUDA/Metal build of llama-cpp-python.",
+    )
+    # --- discovery -------------------------------------------------------------------
+    max_file_bytes: int = Field(default=1024 * 1024, ge=1024, description="Files larger than this are skipped.")
+    exclude: list[str] = Field(
+        default_factory=list, description="Extra gitignore-style patterns to leave out of the index."
+    )
+    # --- storage ---------------------------------------------------------------------
+    state_dir: Path | None = Field(
+        default=None,
+        description="Where indexes live. Empty: the user state dir (one folder per workspace).",
+    )
+    # --- query -----------------------------------------------------------------------
+    search_limit: int = Field(default=10, ge=1, le=200, description="Default number of search results.")
+    context_budget: int = Field(default=2048, ge=64, le=200_000, description="Default token budget for context.")
+    # --- daemon ----------------------------------------------------------------------
+    debounce_ms: int = Field(default=300, ge=0, le=60_000, description="Delay before a changed file is reindexed.")
+    watch: bool = Field(default=True, description="Watch the workspace for changes made outside the editor.")
+
+
+def default_state_root() -> Path:
+    return Path(platformdirs.user_state_dir(APP_NAME))
+
+
+def default_cache_root() -> Path:
+    env = os.environ.get(ENV_PREFIX + "CACHE_DIR")
+    return Path(env) if env else Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+def user_config_file() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def _read_toml(path: Path, warnings: list[str]) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        warnings.append(f"{path}: ignored ({exc}); fix the file or delete it.")
+        return {}
+
+
+def _from_env() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        raw = os.environ.get(ENV_PREFIX + name.upper())
+        if raw is None:
+            continue
+        if field.annotation is not None and "list" in str(field.annotation):
+            out[name] = [p for p in raw.split(os.pathsep) if p]
+        else:
+            out[name] = raw
+    return out
+
+
+def _normalise_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Map camelCase or snake_case keys onto field names; unknown keys are kept for warnings."""
+    by_alias = {to_camel(n): n for n in Settings.model_fields}
+    return {by_alias.get(k, k): v for k, v in data.items()}
+
+
+def validate_layer(data: dict[str, Any], source: str, warnings: list[str]) -> dict[str, Any]:
+    """Keep the valid keys of one source; each bad or unknown key becomes a warning."""
+    data = _normalise_keys(data)
+    good: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in Settings.model_fields:
+            warnings.append(f"{source}: unknown setting '{key}' ignored.")
+            continue
+        try:
+            Settings.model_validate({key: value})
+        except ValidationError as exc:
+            msg = exc.errors()[0].get("msg", "invalid value")
+            warnings.append(f"{source}: setting '{to_camel(key)}'={value!r} is invalid ({msg}); using the default.")
+            continue
+        good[key] = value
+    return good
+
+
+def load_settings(
+    workspace_root: Path | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[Settings, list[str]]:
+    """Layer every source into one `Settings`; return it with human-readable warnings."""
+    warnings: list[str] = []
+    merged: dict[str, Any] = {}
+    merged |= validate_layer(_read_toml(user_config_file(), warnings), str(user_config_file()), warnings)
+    if workspace_root is not None:
+        ws_file = workspace_root / WORKSPACE_CONFIG_FILE
+        merged |= validate_layer(_read_toml(ws_file, warnings), str(ws_file), warnings)
+    merged |= validate_layer(_from_env(), "environment", warnings)
+    if overrides:
+        merged |= validate_layer({k: v for k, v in overrides.items() if v is not None}, "client settings", warnings)
+    return Settings.model_validate(merged), warnings
