@@ -1,11 +1,26 @@
 """forge-indexer's indexing pipeline: discover → chunk → embed → store, and queries.
 
 The public surface is small: `Workspace` (one indexed folder) and the value types in
-`indexer.types`. The LSP server and the CLI use only these.
+`indexer.types`. The LSP server and the CLI use only these. `Workspace` is imported lazily
+so that light modules (settings, types, lexical) load without chromadb or llama.cpp.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from indexer.errors import ForgeError
 from indexer.settings import Settings, load_settings
-from indexer.workspace import Workspace
 
-__all__ = ["ForgeError", "Settings", "Workspace", "load_settings"]
+if TYPE_CHECKING:
+    from indexer.workspace import CancelToken, Workspace
+
+__all__ = ["CancelToken", "ForgeError", "Settings", "Workspace", "load_settings"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Workspace", "CancelToken"):
+        from indexer import workspace
+
+        return getattr(workspace, name)
+    raise AttributeError(f"module 'indexer' has no attribute {name!r}")

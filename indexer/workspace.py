@@ -1,12 +1,34 @@
-"""`Workspace`: the facade the CLI and the LSP server use. (Being implemented.)"""
+"""`Workspace`: the facade the CLI and the LSP server use; nothing else of the indexer is public.
+
+A workspace is one folder with its own state directory (SQLite + Chroma) under the state
+root, keyed by the folder's resolved path. Opening it takes an inter-process file lock:
+Chroma is not safe with two writer processes on one directory, so a second process gets a
+clear `IndexLocked` instead of a hang. Inside the process, queries may run on any thread
+while `index()` runs on another; index runs are serialised.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from indexer.settings import Settings
+import filelock
+
+from indexer import context as context_mod
+from indexer import query as query_mod
+from indexer.discover import IgnoreRules
+from indexer.errors import ForgeError, IndexLocked, IndexNotReady
+from indexer.pipeline import IndexContext, config_hash, run_index
+from indexer.protocols import Embedder
+from indexer.settings import Settings, default_state_root, load_settings
+from indexer.store import IndexStore
+from indexer.symbols import SymbolIndex
 from indexer.types import ContextResult, IndexSummary, Progress, SearchHit, SymbolMatch
 
 
@@ -24,19 +46,127 @@ class CancelToken:
         return self._event.is_set()
 
 
+def state_dir_for(root: Path, settings: Settings) -> Path:
+    """`<state root>/workspaces/<folder name>-<hash of its path>`: readable and collision-free."""
+    base = settings.state_dir or default_state_root()
+    digest = hashlib.sha1(str(root).encode()).hexdigest()[:12]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in root.name)[:40] or "root"
+    return Path(base).expanduser() / "workspaces" / f"{safe}-{digest}"
+
+
 class Workspace:
     """One indexed folder: owns its SQLite state, its Chroma collection and a shared embedder.
 
     Thread-safe: queries may run on any thread while `index()` runs on another; writes are
-    serialised internally. Only one process may open a workspace for writing (file lock).
+    serialised internally. Only one process may open a workspace at a time (file lock).
     """
 
-    def __init__(self, root: Path, settings: Settings | None = None) -> None:
-        raise NotImplementedError
+    def __init__(
+        self,
+        root: Path | str,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.root = Path(root).expanduser().resolve()
+        if not self.root.is_dir():
+            raise ForgeError(f"Workspace folder {self.root} does not exist or is not a directory.")
+        self.settings = settings if settings is not None else load_settings(self.root)[0]
+        self.state_dir = state_dir_for(self.root, self.settings)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = filelock.FileLock(str(self.state_dir / "lock"), timeout=0)
+        try:
+            self._lock.acquire()
+        except filelock.Timeout:
+            owner = self._read_owner()
+            raise IndexLocked(
+                f"The index of {self.root} is in use by another forge-indexer process{owner}. "
+                "Stop it (or use the running editor's daemon), then try again."
+            ) from None
+        self._write_owner()
+        self._embedder = embedder
+        self._embedder_lock = threading.Lock()
+        self._index_lock = threading.Lock()
+        self.indexing = False
+        self.last_error: str | None = None
+        self.last_summary: IndexSummary | None = None
+        self._progress: Progress | None = None
+        try:
+            self._store: IndexStore | None = None
+            self._rules = IgnoreRules.load(self.root, self.settings)
+            self._symbols: SymbolIndex | None = None
+        except BaseException:
+            self._lock.release()
+            raise
 
-    root: Path
-    state_dir: Path
+    # -- lifecycle ------------------------------------------------------------------
+    def _read_owner(self) -> str:
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads((self.state_dir / "owner.json").read_text())
+            return f" (pid {data['pid']})"
+        return ""
 
+    def _write_owner(self) -> None:
+        with contextlib.suppress(OSError):
+            (self.state_dir / "owner.json").write_text(
+                json.dumps({"pid": os.getpid(), "root": str(self.root), "since": time.time()})
+            )
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        with contextlib.suppress(OSError):
+            (self.state_dir / "owner.json").unlink()
+        self._lock.release()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- lazily built parts -----------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        with self._embedder_lock:
+            if self._embedder is None:
+                from indexer.embed import get_embedder  # loads llama.cpp: only when needed
+
+                self._embedder = get_embedder(self.settings)
+            return self._embedder
+
+    @property
+    def store(self) -> IndexStore:
+        if self._store is None:
+            self._store = IndexStore(self.state_dir, self.embedder.dim)
+            self._symbols = SymbolIndex(self._store.sql)
+            (self.state_dir / "workspace.json").write_text(json.dumps({"root": str(self.root)}))
+        return self._store
+
+    def discard_index(self) -> None:
+        """Delete this workspace's index files (SQLite + Chroma); the next `index()` rebuilds.
+
+        Works on a corrupt store too: nothing is opened first.
+        """
+        import shutil
+
+        with self._index_lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.state_dir / name).unlink()
+            shutil.rmtree(self.state_dir / "chroma", ignore_errors=True)
+
+    def reload_rules(self) -> None:
+        """Re-read ignore files (after a .gitignore / .forgeignore change)."""
+        self._rules = IgnoreRules.load(self.root, self.settings)
+
+    def is_ignored(self, rel_path: str, is_dir: bool = False) -> bool:
+        return self._rules.is_ignored(rel_path, is_dir)
+
+    # -- indexing -------------------------------------------------------------------
     def index(
         self,
         paths: Iterable[str] | None = None,
@@ -46,7 +176,46 @@ class Workspace:
     ) -> IndexSummary:
         """Bring the index up to date. `paths` (relative or absolute) limits the work to
         those files (a deleted path removes its chunks); None rescans the whole workspace."""
-        raise NotImplementedError
+        with self._index_lock:
+            self.indexing = True
+
+            def progress(p: Progress) -> None:
+                self._progress = p
+                if on_progress is not None:
+                    on_progress(p)
+
+            try:
+                ctx = IndexContext(self.root, self.settings, self.store, self.embedder, self._rules)
+                summary = run_index(ctx, paths, on_progress=progress, cancel=cancel)
+                self.last_summary = summary
+                self.last_error = None
+                return summary
+            except ForgeError as exc:
+                self.last_error = str(exc)
+                raise
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                raise
+            finally:
+                self.indexing = False
+
+    # -- queries --------------------------------------------------------------------
+    def _ready(self) -> IndexStore:
+        store = self.store
+        have = store.sql.get_meta("config_hash")
+        if have is None or store.sql.get_meta("last_indexed") is None:
+            if self.indexing:
+                return store  # partial answers while the first run fills the index
+            raise IndexNotReady(
+                f"{self.root} has not been indexed yet: run `forge-indexer index {self.root}` "
+                "(or wait for the editor's background indexing to finish)."
+            )
+        if have != config_hash(self.embedder):
+            raise IndexNotReady(
+                "The index was built with a different model or chunker and must be rebuilt: "
+                f"run `forge-indexer index {self.root}`."
+            )
+        return store
 
     def search(
         self,
@@ -56,9 +225,14 @@ class Workspace:
         languages: list[str] | None = None,
         paths: list[str] | None = None,
         cancel: CancelToken | None = None,
+        mode: str = "hybrid",
     ) -> list[SearchHit]:
         """Hybrid (vector + lexical, RRF-fused) search; `paths` are gitignore-style globs."""
-        raise NotImplementedError
+        return query_mod.search(
+            self._ready(), self.embedder, query,
+            limit=self.settings.search_limit if limit is None else limit,
+            languages=languages, paths=paths, cancel=cancel, mode=mode,
+        )
 
     def context(
         self,
@@ -70,15 +244,55 @@ class Workspace:
         cancel: CancelToken | None = None,
     ) -> ContextResult:
         """Snippets relevant to `query` or to the code at `path`:`line` (1-based), packed to `budget` tokens."""
-        raise NotImplementedError
+        store = self._ready()
+        rel = path
+        if path is not None and Path(path).is_absolute():
+            p = Path(path).resolve()
+            rel = p.relative_to(self.root).as_posix() if p.is_relative_to(self.root) else path
+        return context_mod.build_context(
+            store,
+            lambda q, n: self.search(q, limit=n, cancel=cancel),
+            self.embedder.count_tokens,
+            query=query, path=rel, line=line,
+            budget=self.settings.context_budget if budget is None else budget,
+        )
 
     def symbols(self, query: str, *, limit: int = 100) -> list[SymbolMatch]:
         """Fuzzy symbol search over the symbols table (exact > prefix > word starts > subsequence)."""
-        raise NotImplementedError
+        self._ready()
+        assert self._symbols is not None
+        return self._symbols.search(query, limit)
 
     def status(self) -> dict[str, object]:
         """files, chunks, vectors (count in Chroma), model, state_dir, last_indexed, indexing, last_error."""
-        raise NotImplementedError
+        store = self.store
+        counts = store.sql.counts()
+        last = store.sql.get_meta("last_indexed")
+        p = self._progress
+        return {
+            "root": str(self.root),
+            "files": counts["files"],
+            "chunks": counts["chunks"],
+            "symbols": counts["symbols"],
+            "vectors": store.vectors.count(),
+            "model": getattr(self.embedder, "model_name", None) or self.embedder.model_id,
+            "dim": self.embedder.dim,
+            "state_dir": str(self.state_dir),
+            "last_indexed": (
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(last))) if last else None
+            ),
+            "indexing": self.indexing,
+            "progress": (
+                {"files_done": p.files_done, "files_total": p.files_total, "chunks_done": p.chunks_done}
+                if p is not None and self.indexing else None
+            ),
+            "coverage": self._coverage(counts["files"]),
+            "last_error": self.last_error,
+        }
 
-    def close(self) -> None:
-        raise NotImplementedError
+    def _coverage(self, files: int) -> float | None:
+        """Share of the workspace's indexable files that are indexed (None until known)."""
+        p = self._progress
+        if p is not None and self.indexing and p.files_total:
+            return round(p.files_done / p.files_total, 3)
+        return 1.0 if files or self.last_summary else None

@@ -1,0 +1,222 @@
+"""`forge-indexer` command line: index, search, context, status, model, lsp.
+
+Built on typer (arguments, help) and rich (progress bar on stderr). Every failure the user
+can act on is a `ForgeError` and prints as one line, `error: ...`, with exit status 1;
+JSON output goes to stdout only, so `--json` output is always machine-readable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from indexer.errors import ForgeError
+from indexer.settings import load_settings
+from indexer.types import Progress
+
+app = typer.Typer(
+    name="forge-indexer",
+    help="Local semantic code index: index a workspace, then search it. Nothing leaves the machine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Where indexes live (default: the user state dir; env FORGE_INDEXER_STATE_DIR)."),
+]
+WorkspaceOpt = Annotated[Path, typer.Option("-w", "--workspace", help="The indexed folder.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON to stdout.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _open(path: Path, state_dir: Path | None) -> Any:
+    from indexer.workspace import Workspace
+
+    root = path.expanduser().resolve()
+    settings, warnings = load_settings(root, {"state_dir": state_dir} if state_dir else None)
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
+    return Workspace(root, settings)
+
+
+def _hit_json(h: Any) -> dict[str, Any]:
+    return {"path": h.path, "start_line": h.start_line, "end_line": h.end_line, "score": h.score,
+            "symbol": h.symbol, "language": h.language}
+
+
+@app.command()
+def index(
+    path: Annotated[Path, typer.Argument(help="Folder to index.")] = Path("."),
+    json_out: JsonOpt = False,
+    state_dir: StateDir = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Discard the existing index first.")] = False,
+) -> None:
+    """Index PATH (incrementally: unchanged files are not re-read or re-embedded)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+    try:
+        ws = _open(path, state_dir)
+    except ForgeError as exc:
+        raise _fail(str(exc)) from None
+    with ws:
+        if rebuild:
+            ws.discard_index()
+        bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True, console=None, disable=not sys.stderr.isatty())
+        task = bar.add_task("Indexing", total=None)
+
+        def tick(p: Progress) -> None:
+            bar.update(task, completed=p.files_done, total=p.files_total or None,
+                       description=f"Indexing ({p.chunks_done} chunks)")
+
+        try:
+            with bar:
+                summary = ws.index(on_progress=tick)
+        except ForgeError as exc:
+            raise _fail(str(exc)) from None
+        except KeyboardInterrupt:
+            raise _fail("interrupted; what was indexed so far is kept.") from None
+    data = summary.to_json()
+    if json_out:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    secs = data["seconds"]
+    typer.echo(
+        f"{summary.files_indexed} files indexed, {summary.files_unchanged} unchanged, "
+        f"{summary.files_skipped} skipped, {summary.files_deleted} deleted; "
+        f"{summary.chunks_embedded} chunks embedded ({summary.tokens_embedded} tokens), "
+        f"{summary.chunks_reused} reused; {secs['total']:.1f}s "  # type: ignore[index]
+        f"(embed {secs['embed']:.1f}s)"  # type: ignore[index]
+    )
+    if summary.errors:
+        typer.echo(f"{len(summary.errors)} files failed (see --json for reasons)", err=True)
+
+
+@app.command()
+def search(
+    query: Annotated[str | None, typer.Argument(help="What to look for, in words or code.")] = None,
+    workspace: WorkspaceOpt = Path("."),
+    k: Annotated[int, typer.Option("-k", "--limit", help="Number of results.", min=1, max=200)] = 10,
+    lang: Annotated[list[str] | None, typer.Option("--lang", help="Only these languages (repeatable).")] = None,
+    path_glob: Annotated[list[str] | None, typer.Option("--path", help="Only paths matching this glob (repeatable).")] = None,
+    queries: Annotated[Path | None, typer.Option("--queries", help="File with one query per line; prints JSON lines.")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid, vector or lexical.")] = "hybrid",
+    json_out: JsonOpt = False,
+    state_dir: StateDir = None,
+) -> None:
+    """Search the index of a workspace."""
+    if mode not in ("hybrid", "vector", "lexical"):
+        raise _fail(f"--mode must be hybrid, vector or lexical, not {mode!r}")
+    if (query is None) == (queries is None):
+        raise _fail("give a QUERY or --queries FILE (one of them)")
+    try:
+        with _open(workspace, state_dir) as ws:
+            if queries is not None:
+                try:
+                    lines = [q.strip() for q in queries.read_text(encoding="utf-8").splitlines()]
+                except OSError as exc:
+                    raise ForgeError(f"cannot read --queries file: {exc}") from exc
+                for q in filter(None, lines):
+                    hits = ws.search(q, limit=k, languages=lang, paths=path_glob, mode=mode)
+                    typer.echo(json.dumps({"query": q, "results": [_hit_json(h) for h in hits]}))
+                return
+            assert query is not None
+            hits = ws.search(query, limit=k, languages=lang, paths=path_glob, mode=mode)
+    except ForgeError as exc:
+        raise _fail(str(exc)) from None
+    if json_out:
+        typer.echo(json.dumps({"query": query, "results": [_hit_json(h) for h in hits]}, indent=2))
+        return
+    if not hits:
+        typer.echo("no results")
+    for h in hits:
+        typer.echo(f"{h.score:.3f}  {h.path}:{h.start_line}-{h.end_line}  {h.symbol or ''}")
+
+
+@app.command()
+def context(
+    query: Annotated[str | None, typer.Argument(help="What the context is for.")] = None,
+    workspace: WorkspaceOpt = Path("."),
+    budget: Annotated[int, typer.Option("--budget", help="Token budget.", min=16)] = 2048,
+    file: Annotated[str | None, typer.Option("--file", help="Context around this file (with --line).")] = None,
+    line: Annotated[int | None, typer.Option("--line", help="1-based line in --file.", min=1)] = None,
+    json_out: JsonOpt = False,
+    state_dir: StateDir = None,
+) -> None:
+    """Retrieve code context for QUERY (or around --file/--line), packed into --budget tokens."""
+    try:
+        with _open(workspace, state_dir) as ws:
+            result = ws.context(query, path=file, line=line if file else None, budget=budget)
+    except ForgeError as exc:
+        raise _fail(str(exc)) from None
+    if json_out:
+        typer.echo(json.dumps({
+            "query": query, "budget": result.budget, "tokens_used": result.tokens_used,
+            "snippets": [{"path": s.path, "start_line": s.start_line, "end_line": s.end_line,
+                          "score": s.score, "tokens": s.tokens, "text": s.text} for s in result.snippets],
+        }, indent=2))
+        return
+    for s in result.snippets:
+        typer.echo(f"--- {s.path}:{s.start_line}-{s.end_line} (score {s.score:.3f}, {s.tokens} tokens)")
+        typer.echo(s.text)
+    typer.echo(f"--- {result.tokens_used}/{result.budget} tokens", err=True)
+
+
+@app.command()
+def status(workspace: WorkspaceOpt = Path("."), json_out: JsonOpt = False, state_dir: StateDir = None) -> None:
+    """Show what is indexed for a workspace."""
+    try:
+        with _open(workspace, state_dir) as ws:
+            data = ws.status()
+    except ForgeError as exc:
+        raise _fail(str(exc)) from None
+    if json_out:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    for key in ("root", "files", "chunks", "vectors", "symbols", "model", "state_dir", "last_indexed", "last_error"):
+        typer.echo(f"{key:>13}: {data.get(key)}")
+
+
+@app.command()
+def model(json_out: JsonOpt = False) -> None:
+    """Show which embedding model is in use and where it is."""
+    from indexer.model import model_info
+
+    settings, warnings = load_settings(Path.cwd())
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
+    try:
+        info = model_info(settings)
+    except ForgeError as exc:
+        raise _fail(str(exc)) from None
+    if json_out:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    for key, value in info.items():
+        typer.echo(f"{key:>16}: {value}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def lsp(ctx: typer.Context) -> None:
+    """Serve the Language Server Protocol on stdio (editors start this)."""
+    from server import main as server_main
+
+    raise typer.Exit(server_main(list(ctx.args)))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Identifier-aware text for the FTS5 lexical index.
+
+Code search queries say "get user name" where the code says `getUserName` or
+`get_user_name`. SQLite's unicode61 tokenizer keeps `get_user_name` whole and cannot split
+camelCase, so we index a pre-processed term string instead of raw code: every identifier
+appears whole (lower-cased) and split into its words. Queries go through the same
+function, so both sides meet on the same terms.
+"""
+
+from __future__ import annotations
+
+import re
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
+# Boundaries inside identifiers: lower→Upper, UPPER→Upper+lower (HTTPServer → HTTP Server), digits.
+_PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+
+# Words that carry no meaning in a natural-language query about code.
+_QUERY_STOPWORDS = frozenset(
+    """a an and are as at be by for from has have how i in is it its of on or that the this
+    to was were what when where which who why will with does do can should would into via
+    using use used given returns return""".split()
+)
+
+
+def split_identifier(word: str) -> list[str]:
+    """`getUserName` → ['get', 'user', 'name']; `HTTP_server2` → ['http', 'server', '2']."""
+    return [p.lower() for part in word.split("_") if part for p in _PARTS.findall(part)]
+
+
+def terms(text: str) -> list[str]:
+    """All lexical terms of `text`: each identifier lower-cased, followed by its parts."""
+    out: list[str] = []
+    for word in _IDENT.findall(text):
+        low = word.lower()
+        out.append(low)
+        parts = split_identifier(word)
+        if len(parts) > 1 or (parts and parts[0] != low):
+            out.extend(parts)
+    return out
+
+
+def index_text(text: str) -> str:
+    """The string stored in the FTS5 column for a chunk."""
+    return " ".join(terms(text))
+
+
+def match_expression(query: str) -> str | None:
+    """An FTS5 MATCH expression: any of the query's meaningful terms (BM25 ranks by overlap).
+
+    Returns None when the query has no usable term (only stopwords or punctuation).
+    """
+    seen: dict[str, None] = {}
+    for term in terms(query):
+        if term in _QUERY_STOPWORDS or len(term) < 2:
+            continue
+        seen.setdefault(term, None)
+    if not seen:
+        return None
+    # Quoting makes every term a literal string: no FTS5 syntax can leak in from a query.
+    return " OR ".join(f'"{t}"' for t in seen)

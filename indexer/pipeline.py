@@ -1,0 +1,306 @@
+"""One indexing run: discover → (hash, skip unchanged) → chunk → embed new texts → store.
+
+Work is flushed in batches. Each flush embeds only chunk texts whose vector is not cached
+yet, caches those vectors, swaps the batch's file rows in one SQLite transaction (which
+also journals the Chroma writes), then applies the journal to Chroma. A crash between any
+two steps leaves a state `IndexStore.repair()` converges from; a cancelled run keeps every
+flushed batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexer import chunking
+from indexer.discover import IgnoreRules, LoadedSource, check_path, discover, load_source
+from indexer.errors import Cancelled
+from indexer.protocols import Embedder
+from indexer.settings import Settings
+from indexer.store import FileRecord, IndexStore, StoredChunk, chunk_id, text_hash
+from indexer.types import FileError, IndexSummary, Progress, Skipped, SourceFile, Symbol
+
+log = logging.getLogger(__name__)
+
+INDEX_FORMAT = "1"  # bump when the stored layout or the id scheme changes
+_FLUSH_CHUNKS = 128  # new chunks per flush: bounds the work lost to a crash and the query wait
+_FLUSH_FILES = 200
+
+
+class CancelCheck:
+    """Anything with a `cancelled` property (indexer.workspace.CancelToken)."""
+
+    cancelled: bool
+
+
+@dataclass(slots=True)
+class IndexContext:
+    root: Path
+    settings: Settings
+    store: IndexStore
+    embedder: Embedder
+    rules: IgnoreRules
+
+
+def config_hash(embedder: Embedder) -> str:
+    """Everything that makes stored vectors or chunks incompatible with a new run."""
+    parts = {
+        "format": INDEX_FORMAT,
+        "chunker": chunking.CHUNKER_VERSION,
+        "model": embedder.model_id,
+        "dim": embedder.dim,
+        "max_tokens": embedder.max_tokens,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def ensure_config(ctx: IndexContext) -> bool:
+    """Reset the index if the model/chunker changed since it was built. True if reset."""
+    want = config_hash(ctx.embedder)
+    have = ctx.store.sql.get_meta("config_hash")
+    if have == want:
+        return False
+    if have is not None:
+        log.warning("index config changed (%s -> %s): re-embedding everything", have, want)
+    ctx.store.sql.reset()
+    ctx.store.vectors.reset()
+    ctx.store.sql.set_meta("config_hash", want)
+    return have is not None
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A file chunked and waiting for the next flush."""
+
+    record: FileRecord
+    chunks: list[StoredChunk]
+    symbols: tuple[Symbol, ...]
+
+
+@dataclass(slots=True)
+class _Batch:
+    files: list[_Pending] = field(default_factory=list)
+    touched: list[SourceFile] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    def new_chunk_count(self) -> int:
+        return sum(len(p.chunks) for p in self.files)
+
+    def empty(self) -> bool:
+        return not (self.files or self.touched or self.deleted)
+
+
+def _relative(root: Path, path: str) -> str | None:
+    """POSIX path relative to `root` (already resolved), or None if it lies outside."""
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    for candidate in (p, p.resolve()):
+        if candidate.is_relative_to(root):
+            return candidate.relative_to(root).as_posix()
+    return None
+
+
+class _Run:
+    """State of one `run_index` call (kept off the module so runs never share anything)."""
+
+    def __init__(
+        self,
+        ctx: IndexContext,
+        on_progress: Callable[[Progress], None] | None,
+        cancel: CancelCheck | None,
+    ) -> None:
+        self.ctx = ctx
+        self.on_progress = on_progress
+        self.cancel = cancel
+        self.summary = IndexSummary()
+        self.files_total = 0
+        self.files_done = 0
+        self.chunks_done = 0
+
+    def _tick(self, phase: str = "index", message: str = "") -> None:
+        if self.on_progress is not None:
+            self.on_progress(
+                Progress(phase, self.files_done, self.files_total, self.chunks_done,  # type: ignore[arg-type]
+                         self.chunks_done, message)
+            )
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.cancelled:
+            raise Cancelled("Indexing was cancelled; what was indexed so far is kept.")
+
+    def _time(self, key: str, since: float) -> float:
+        now = time.perf_counter()
+        self.summary.seconds[key] += now - since
+        return now
+
+    # -- stages ---------------------------------------------------------------------
+    def select(self, paths: Iterable[str] | None) -> tuple[list[SourceFile], list[str]]:
+        """Files to look at, and indexed paths that must go. Records skips and errors."""
+        t = time.perf_counter()
+        ctx, s = self.ctx, self.summary
+        known = ctx.store.sql.file_records()
+        candidates: list[SourceFile] = []
+        gone: list[str] = []
+        if paths is None:
+            found = discover(ctx.root, ctx.settings, ctx.rules)
+            candidates = found.files
+            s.skipped.extend(found.skipped)
+            s.errors.extend(found.errors)
+            keep = {f.path for f in candidates} | {e.path for e in found.errors}
+            gone = [p for p in known if p not in keep]
+        else:
+            for raw in dict.fromkeys(paths):
+                rel = _relative(ctx.root, raw)
+                if rel is None:
+                    s.skipped.append(Skipped(raw, "outside the workspace"))
+                    continue
+                res = check_path(ctx.root, rel, ctx.settings, ctx.rules)
+                if isinstance(res, SourceFile):
+                    candidates.append(res)
+                elif isinstance(res, FileError):
+                    s.errors.append(res)  # keep what was indexed before: better stale than lost
+                else:
+                    if isinstance(res, Skipped):
+                        s.skipped.append(res)
+                    if rel in known:
+                        gone.append(rel)
+        self._time("discover", t)
+        return candidates, gone
+
+    def run(self, paths: Iterable[str] | None) -> IndexSummary:
+        ctx, s = self.ctx, self.summary
+        started = time.perf_counter()
+        self._tick("discover", "Looking for files")
+        candidates, gone = self.select(paths)
+        known = ctx.store.sql.file_records()
+        todo: list[SourceFile] = []
+        for f in candidates:
+            rec = known.get(f.path)
+            if rec is not None and rec.size == f.size and rec.mtime_ns == f.mtime_ns:
+                s.files_unchanged += 1
+            else:
+                todo.append(f)
+        self.files_total = len(candidates)
+        self.files_done = s.files_unchanged
+        self._tick()
+
+        batch = _Batch(deleted=list(gone))
+        for f in todo:
+            self._check_cancel()
+            self._prepare(f, known.get(f.path), batch)
+            self.files_done += 1
+            if batch.new_chunk_count() >= _FLUSH_CHUNKS or len(batch.files) + len(batch.touched) >= _FLUSH_FILES:
+                self._flush(batch)
+                batch = _Batch()
+        self._flush(batch)
+        s.files_deleted = len(gone)
+        s.files_skipped = len(s.skipped)
+        s.seconds["total"] = time.perf_counter() - started
+        self._tick("done")
+        return s
+
+    def _prepare(self, f: SourceFile, rec: FileRecord | None, batch: _Batch) -> None:
+        """Read, hash and chunk one file into the batch."""
+        t = time.perf_counter()
+        ctx, s = self.ctx, self.summary
+        loaded = load_source(f, ctx.settings)
+        if not isinstance(loaded, LoadedSource):
+            if isinstance(loaded, Skipped):
+                s.skipped.append(loaded)
+                if rec is not None:
+                    batch.deleted.append(f.path)
+            else:
+                s.errors.append(loaded)
+            self._time("chunk", t)
+            return
+        if rec is not None and rec.sha256 == loaded.sha256:
+            s.files_unchanged += 1  # only the stat changed (touch, checkout of equal content)
+            batch.touched.append(f)
+            self._time("chunk", t)
+            return
+        try:
+            chunked = chunking.chunk_file(
+                f.path, loaded.text, count_tokens=ctx.embedder.count_tokens, max_tokens=ctx.embedder.max_tokens
+            )
+        except Exception as exc:  # a chunker bug must cost one file, never the run
+            log.exception("chunking failed for %s", f.path)
+            s.errors.append(FileError(f.path, f"chunking failed: {exc}"))
+            self._time("chunk", t)
+            return
+        occurrences: dict[str, int] = {}
+        stored: list[StoredChunk] = []
+        for ordinal, c in enumerate(chunked.chunks):
+            h = text_hash(c.text)
+            n = occurrences.get(h, 0)
+            occurrences[h] = n + 1
+            stored.append(StoredChunk(chunk_id(f.path, h, n), ordinal, c, h))
+        record = FileRecord(f.path, loaded.sha256, f.size, f.mtime_ns, chunked.language)
+        batch.files.append(_Pending(record, stored, chunked.symbols))
+        s.files_indexed += 1
+        self._time("chunk", t)
+
+    def _flush(self, batch: _Batch) -> None:
+        if batch.empty():
+            return
+        ctx, s = self.ctx, self.summary
+        t = time.perf_counter()
+        # 1. embed texts never seen before (dedupe inside the batch and against the cache)
+        texts: dict[str, tuple[str, int]] = {}
+        for p in batch.files:
+            for c in p.chunks:
+                texts.setdefault(c.text_hash, (c.chunk.text, c.chunk.tokens))
+        cached = ctx.store.sql.known_vectors(texts)
+        new = [h for h in texts if h not in cached]
+        if new:
+            vecs = ctx.embedder.embed_documents([texts[h][0] for h in new])
+            t = self._time("embed", t)
+            ctx.store.sql.put_vectors(new, vecs)
+        total_chunks = batch.new_chunk_count()
+        s.chunks_embedded += len(new)
+        s.chunks_reused += total_chunks - len(new)
+        s.tokens_embedded += sum(texts[h][1] for h in new)
+        # 2. swap rows + journal in one transaction, 3. apply the journal to Chroma
+        with ctx.store.sql.transaction() as conn:
+            for path in batch.deleted:
+                ctx.store.sql.remove_file(conn, path)
+            for p in batch.files:
+                ctx.store.sql.replace_file(conn, p.record, p.chunks, p.symbols)
+            for f in batch.touched:
+                ctx.store.sql.touch_file(conn, f.path, f.size, f.mtime_ns)
+            ctx.store.sql.set_meta("last_indexed", str(time.time()), conn)
+        ctx.store.apply_journal()
+        self._time("store", t)
+        self.chunks_done += total_chunks
+        self._tick()
+
+
+def run_index(
+    ctx: IndexContext,
+    paths: Iterable[str] | None = None,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    cancel: CancelCheck | None = None,
+) -> IndexSummary:
+    """Bring the index of `ctx.root` up to date (all files, or only `paths`)."""
+    t = time.perf_counter()
+    reset = ensure_config(ctx)
+    repaired = ctx.store.repair()
+    missing = ctx.store.sql.chunks_without_vector()
+    if missing:  # only after a lost vector cache row; re-embed so no chunk lacks a vector
+        vecs = ctx.embedder.embed_documents([text for _, text in missing])
+        ctx.store.sql.put_vectors([h for h, _ in missing], vecs)
+        repaired = {**repaired, **ctx.store.repair(), "vectors_reembedded": len(missing)}
+    run = _Run(ctx, on_progress, cancel)
+    run.summary.seconds["store"] += time.perf_counter() - t
+    run.summary.full_reembed = reset
+    run.summary.repaired = repaired
+    summary = run.run(None if reset else paths)
+    if paths is None or reset:
+        ctx.store.sql.gc_vectors()
+    return summary

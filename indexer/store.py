@@ -1,0 +1,456 @@
+"""Persistent state of one workspace index: SQLite (source of truth) + Chroma (vectors).
+
+SQLite, through sqlite-utils, holds files, chunks, symbols, the FTS5 lexical index, a
+vector cache keyed by chunk-text hash (so identical or moved chunks are never embedded
+twice), the index config hash and a write journal. Chroma holds one vector per chunk id.
+
+Consistency rule: a chunk exists iff its row is in SQLite. Every Chroma write is first
+written to the `journal` table in the same SQLite transaction as the chunk rows, then
+applied as an idempotent upsert/delete, then cleared. After a crash, `repair()` replays
+the journal and reconciles Chroma's ids against SQLite's, so the two always converge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from indexer import lexical
+from indexer.errors import StoreCorrupt
+from indexer.protocols import Vectors
+from indexer.types import Chunk, Symbol
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+COLLECTION = "chunks"
+_CHROMA_BATCH = 2000  # below Chroma's max batch size, large enough to amortise its overhead
+
+
+def chunk_id(path: str, text_hash: str, occurrence: int) -> str:
+    """Stable id: the same text at the same path keeps its id when lines shift around it."""
+    return hashlib.sha1(f"{path}\0{text_hash}\0{occurrence}".encode()).hexdigest()[:24]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk row as written for one file."""
+
+    id: str
+    ordinal: int
+    chunk: Chunk
+    text_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    path: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    language: str
+
+
+class SqliteState:
+    """The SQLite side. One connection per thread (SQLite objects are thread-bound)."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        try:
+            self._create_schema()
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorrupt(
+                f"The index database {db_path} is unreadable ({exc}). "
+                "Delete that folder or run `forge-indexer index --rebuild` to rebuild it."
+            ) from exc
+
+    # -- connections ----------------------------------------------------------------
+    @property
+    def db(self) -> sqlite_utils.Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            db = sqlite_utils.Database(conn)
+            self._local.db = db
+        return db
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write; serialised across threads of this process."""
+        with self._write_lock:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            else:
+                conn.commit()
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.conn.close()
+            self._local.db = None
+
+    def _create_schema(self) -> None:
+        db = self.db
+        db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        db["files"].create(
+            {"path": str, "sha256": str, "size": int, "mtime_ns": int, "language": str,
+             "chunks": int, "indexed_at": float},
+            pk="path", if_not_exists=True,
+        )
+        db["chunks"].create(
+            {"id": str, "path": str, "ordinal": int, "start_line": int, "end_line": int,
+             "symbol": str, "kind": str, "language": str, "text_hash": str, "tokens": int,
+             "text": str, "body": str},
+            pk="id", if_not_exists=True,
+        )
+        db["chunks"].create_index(["path"], if_not_exists=True)
+        db["chunks"].create_index(["text_hash"], if_not_exists=True)
+        db["vectors"].create({"text_hash": str, "vector": bytes}, pk="text_hash", if_not_exists=True)
+        db["symbols"].create(
+            {"id": int, "path": str, "name": str, "kind": str, "container": str,
+             "start_line": int, "end_line": int, "start_col": int},
+            pk="id", if_not_exists=True,
+        )
+        db["symbols"].create_index(["path"], if_not_exists=True)
+        db["journal"].create({"seq": int, "op": str, "chunk_id": str}, pk="seq", if_not_exists=True)
+        # rowid = chunks.rowid; `terms` is identifier-split text (see indexer.lexical).
+        db.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
+            "symbol, path, terms, tokenize='unicode61 remove_diacritics 2')"
+        )
+        self.conn.commit()
+
+    # -- meta -----------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str, conn: sqlite3.Connection | None = None) -> None:
+        (conn or self.conn).execute(
+            "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+        if conn is None:
+            self.conn.commit()
+
+    def reset(self) -> None:
+        """Forget everything indexed (used when the index config changes)."""
+        with self.transaction() as conn:
+            for table in ("files", "chunks", "vectors", "symbols", "journal", "chunks_fts"):
+                conn.execute(f"DELETE FROM {table}")
+
+    # -- reads ----------------------------------------------------------------------
+    def file_records(self) -> dict[str, FileRecord]:
+        rows = self.conn.execute("SELECT path, sha256, size, mtime_ns, language FROM files")
+        return {r[0]: FileRecord(*r) for r in rows}
+
+    def chunk_ids_for(self, path: str) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT id FROM chunks WHERE path=?", (path,))}
+
+    def all_chunk_ids(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT id FROM chunks")}
+
+    def known_vectors(self, hashes: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        batch = list(dict.fromkeys(hashes))
+        for i in range(0, len(batch), 500):
+            part = batch[i : i + 500]
+            q = f"SELECT text_hash FROM vectors WHERE text_hash IN ({','.join('?' * len(part))})"
+            found.update(r[0] for r in self.conn.execute(q, part))
+        return found
+
+    def vectors_for_chunks(self, ids: Sequence[str]) -> tuple[list[str], list[Vectors], list[dict[str, Any]]]:
+        """(ids, vectors, chroma metadatas) for chunk ids that exist and have a cached vector."""
+        out_ids: list[str] = []
+        vecs: list[Vectors] = []
+        metas: list[dict[str, Any]] = []
+        for i in range(0, len(ids), 500):
+            part = list(ids[i : i + 500])
+            q = (
+                "SELECT c.id, v.vector, c.path, c.language FROM chunks c JOIN vectors v "
+                f"ON v.text_hash = c.text_hash WHERE c.id IN ({','.join('?' * len(part))})"
+            )
+            for cid, blob, path, language in self.conn.execute(q, part):
+                out_ids.append(cid)
+                vecs.append(np.frombuffer(blob, dtype=np.float32))
+                metas.append({"path": path, "language": language})
+        return out_ids, vecs, metas
+
+    def chunks_without_vector(self) -> list[tuple[str, str]]:
+        """(text_hash, text) of chunks whose vector is not cached (should not happen; repaired)."""
+        q = (
+            "SELECT DISTINCT c.text_hash, c.text FROM chunks c "
+            "LEFT JOIN vectors v ON v.text_hash = c.text_hash WHERE v.text_hash IS NULL"
+        )
+        return [(r[0], r[1]) for r in self.conn.execute(q)]
+
+    def counts(self) -> dict[str, int]:
+        c = self.conn
+        return {
+            "files": c.execute("SELECT count(*) FROM files").fetchone()[0],
+            "chunks": c.execute("SELECT count(*) FROM chunks").fetchone()[0],
+            "symbols": c.execute("SELECT count(*) FROM symbols").fetchone()[0],
+        }
+
+    # -- writes ---------------------------------------------------------------------
+    def put_vectors(self, hashes: Sequence[str], vectors: Vectors) -> None:
+        rows = [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors, strict=True)]
+        with self.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO vectors(text_hash, vector) VALUES(?, ?)", rows)
+
+    def replace_file(
+        self,
+        conn: sqlite3.Connection,
+        record: FileRecord,
+        chunks: Sequence[StoredChunk],
+        symbols: Sequence[Symbol],
+    ) -> tuple[list[str], list[str]]:
+        """Swap one file's rows inside an open transaction; journal the Chroma changes.
+
+        Returns (ids to upsert into Chroma, ids to delete from Chroma). Unchanged chunks
+        keep their id and need no Chroma write at all.
+        """
+        old_ids = {r[0] for r in conn.execute("SELECT id FROM chunks WHERE path=?", (record.path,))}
+        new_ids = [c.id for c in chunks]
+        to_upsert = [i for i in new_ids if i not in old_ids]
+        to_delete = sorted(old_ids - set(new_ids))
+        self._delete_file_rows(conn, record.path)
+        conn.executemany(
+            "INSERT INTO chunks(id, path, ordinal, start_line, end_line, symbol, kind, language, "
+            "text_hash, tokens, text, body) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (c.id, record.path, c.ordinal, c.chunk.start_line, c.chunk.end_line, c.chunk.symbol,
+                 c.chunk.kind, record.language, c.text_hash, c.chunk.tokens, c.chunk.text, c.chunk.body)
+                for c in chunks
+            ],
+        )
+        if chunks:
+            rowids = dict(
+                conn.execute(
+                    f"SELECT id, rowid FROM chunks WHERE id IN ({','.join('?' * len(new_ids))})", new_ids
+                ).fetchall()
+            )
+            conn.executemany(
+                "INSERT INTO chunks_fts(rowid, symbol, path, terms) VALUES(?,?,?,?)",
+                [
+                    (rowids[c.id], lexical.index_text(c.chunk.symbol or ""),
+                     lexical.index_text(record.path), lexical.index_text(c.chunk.text))
+                    for c in chunks
+                ],
+            )
+        conn.executemany(
+            "INSERT INTO symbols(path, name, kind, container, start_line, end_line, start_col) "
+            "VALUES(?,?,?,?,?,?,?)",
+            [(record.path, s.name, s.kind, s.container, s.start_line, s.end_line, s.start_col) for s in symbols],
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO files(path, sha256, size, mtime_ns, language, chunks, indexed_at) "
+            "VALUES(?,?,?,?,?,?,?)",
+            (record.path, record.sha256, record.size, record.mtime_ns, record.language, len(chunks), time.time()),
+        )
+        self._journal(conn, to_upsert, to_delete)
+        return to_upsert, to_delete
+
+    def touch_file(self, conn: sqlite3.Connection, path: str, size: int, mtime_ns: int) -> None:
+        """Content unchanged but stat changed (e.g. `touch`, checkout): remember the new stat."""
+        conn.execute("UPDATE files SET size=?, mtime_ns=? WHERE path=?", (size, mtime_ns, path))
+
+    def remove_file(self, conn: sqlite3.Connection, path: str) -> list[str]:
+        """Drop a file's rows inside an open transaction; returns chunk ids to delete in Chroma."""
+        ids = sorted(r[0] for r in conn.execute("SELECT id FROM chunks WHERE path=?", (path,)))
+        self._delete_file_rows(conn, path)
+        conn.execute("DELETE FROM files WHERE path=?", (path,))
+        self._journal(conn, [], ids)
+        return ids
+
+    def _delete_file_rows(self, conn: sqlite3.Connection, path: str) -> None:
+        conn.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT rowid FROM chunks WHERE path=?)", (path,))
+        conn.execute("DELETE FROM chunks WHERE path=?", (path,))
+        conn.execute("DELETE FROM symbols WHERE path=?", (path,))
+
+    def _journal(self, conn: sqlite3.Connection, upserts: Sequence[str], deletes: Sequence[str]) -> None:
+        conn.executemany(
+            "INSERT INTO journal(op, chunk_id) VALUES(?, ?)",
+            [("upsert", i) for i in upserts] + [("delete", i) for i in deletes],
+        )
+
+    def pending_journal(self) -> tuple[list[str], list[str], int]:
+        """(ids to upsert, ids to delete, highest seq) from the journal, last op per id wins."""
+        last: dict[str, str] = {}
+        top = 0
+        for seq, op, cid in self.conn.execute("SELECT seq, op, chunk_id FROM journal ORDER BY seq"):
+            last[cid] = op
+            top = seq
+        ups = [i for i, op in last.items() if op == "upsert"]
+        dels = [i for i, op in last.items() if op == "delete"]
+        return ups, dels, top
+
+    def clear_journal(self, up_to_seq: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM journal WHERE seq <= ?", (up_to_seq,))
+
+    def gc_vectors(self) -> int:
+        """Drop cached vectors no chunk uses any more."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "DELETE FROM vectors WHERE text_hash NOT IN (SELECT DISTINCT text_hash FROM chunks)"
+            )
+            return cur.rowcount
+
+
+class VectorStore:
+    """The Chroma side: one collection of chunk vectors, written only through the journal."""
+
+    def __init__(self, path: Path, dim: int) -> None:
+        # Imported here: chromadb is slow to import and only the owner process needs it.
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        self.path = path
+        self.dim = dim
+        try:
+            self._client = chromadb.PersistentClient(
+                path=str(path),
+                settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True),
+            )
+            self._collection = self._open_collection()
+        except Exception as exc:  # chromadb raises many types for a broken directory
+            raise StoreCorrupt(
+                f"The vector store {path} cannot be opened ({exc}). "
+                "Run `forge-indexer index --rebuild` to rebuild it."
+            ) from exc
+
+    def _open_collection(self) -> Any:
+        # embedding_function=None: we pass vectors ourselves; Chroma must never fetch a model.
+        return self._client.get_or_create_collection(
+            COLLECTION,
+            embedding_function=None,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"dim": self.dim},
+        )
+
+    def reset(self) -> None:
+        with contextlib.suppress(Exception):
+            self._client.delete_collection(COLLECTION)
+        self._collection = self._open_collection()
+
+    def count(self) -> int:
+        return int(self._collection.count())
+
+    def all_ids(self) -> set[str]:
+        ids: set[str] = set()
+        offset = 0
+        while True:
+            got = self._collection.get(include=[], limit=10_000, offset=offset)
+            batch = got["ids"]
+            ids.update(batch)
+            if len(batch) < 10_000:
+                return ids
+            offset += len(batch)
+
+    def upsert(self, ids: Sequence[str], vectors: Sequence[Vectors], metadatas: Sequence[dict[str, Any]]) -> None:
+        for i in range(0, len(ids), _CHROMA_BATCH):
+            self._collection.upsert(
+                ids=list(ids[i : i + _CHROMA_BATCH]),
+                embeddings=np.vstack(vectors[i : i + _CHROMA_BATCH]),  # type: ignore[arg-type]
+                metadatas=list(metadatas[i : i + _CHROMA_BATCH]),  # type: ignore[arg-type]
+            )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for i in range(0, len(ids), _CHROMA_BATCH):
+            self._collection.delete(ids=list(ids[i : i + _CHROMA_BATCH]))
+
+    def query(
+        self, vector: Vectors, n: int, where: dict[str, Any] | None = None
+    ) -> list[tuple[str, float]]:
+        """Nearest chunk ids with cosine similarity, best first."""
+        count = self.count()
+        if count == 0:
+            return []
+        res = self._collection.query(
+            query_embeddings=[vector.tolist()], n_results=min(n, count), where=where, include=["distances"]
+        )
+        ids = res["ids"][0]
+        dists = (res.get("distances") or [[]])[0]
+        return [(i, 1.0 - float(d)) for i, d in zip(ids, dists, strict=False)]
+
+
+class IndexStore:
+    """SQLite + Chroma together, with the journal protocol and crash repair between them."""
+
+    def __init__(self, state_dir: Path, dim: int) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.sql = SqliteState(state_dir / "index.sqlite")
+        self.vectors = VectorStore(state_dir / "chroma", dim)
+
+    def apply_journal(self) -> tuple[int, int]:
+        """Push pending journal entries to Chroma (idempotent), then clear them."""
+        ups, dels, top = self.sql.pending_journal()
+        if not top:
+            return 0, 0
+        if dels:
+            self.vectors.delete(dels)
+        if ups:
+            ids, vecs, metas = self.sql.vectors_for_chunks(ups)
+            if ids:
+                self.vectors.upsert(ids, vecs, metas)
+        self.sql.clear_journal(top)
+        return len(ups), len(dels)
+
+    def repair(self) -> dict[str, int]:
+        """Make Chroma agree with SQLite after a crash: replay the journal, then reconcile ids."""
+        replayed_up, replayed_del = self.apply_journal()
+        sql_ids = self.sql.all_chunk_ids()
+        chroma_ids = self.vectors.all_ids()
+        orphans = sorted(chroma_ids - sql_ids)
+        missing = sorted(sql_ids - chroma_ids)
+        if orphans:
+            self.vectors.delete(orphans)
+        restored = 0
+        if missing:
+            ids, vecs, metas = self.sql.vectors_for_chunks(missing)
+            if ids:
+                self.vectors.upsert(ids, vecs, metas)
+            restored = len(ids)
+        out = {
+            "journal_upserts": replayed_up,
+            "journal_deletes": replayed_del,
+            "orphan_vectors_deleted": len(orphans),
+            "missing_vectors_restored": restored,
+        }
+        if any(out.values()):
+            log.info("index repaired: %s", json.dumps(out))
+        return {k: v for k, v in out.items() if v}
+
+    def close(self) -> None:
+        self.sql.close()

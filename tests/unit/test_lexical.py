@@ -1,0 +1,27 @@
+"""Identifier splitting for the FTS5 lexical index."""
+
+from indexer import lexical
+
+
+def test_split_camel_snake_and_acronyms() -> None:
+    assert lexical.split_identifier("getUserName") == ["get", "user", "name"]
+    assert lexical.split_identifier("get_user_name") == ["get", "user", "name"]
+    assert lexical.split_identifier("HTTPServer2") == ["http", "server", "2"]
+    assert lexical.split_identifier("__init__") == ["init"]
+
+
+def test_terms_keep_whole_identifier_and_parts() -> None:
+    assert lexical.terms("def getUserName(x):") == ["def", "getusername", "get", "user", "name", "x"]
+
+
+def test_camel_and_snake_meet_on_the_same_terms() -> None:
+    a = set(lexical.terms("getUserName"))
+    b = set(lexical.terms("get_user_name"))
+    assert {"get", "user", "name"} <= a & b
+
+
+def test_match_expression_drops_stopwords_and_quotes_terms() -> None:
+    assert lexical.match_expression("how to get the user name") == '"get" OR "user" OR "name"'
+    assert lexical.match_expression("the of a") is None
+    # FTS5 syntax in a query stays literal
+    assert lexical.match_expression('NEAR(foo bar) OR "x') == '"near" OR "foo" OR "bar"'
