@@ -106,6 +106,10 @@ def _relative(root: Path, path: str) -> str | None:
     return None
 
 
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
+
+
 class _Run:
     """State of one `run_index` call (kept off the module so runs never share anything)."""
 
@@ -152,8 +156,10 @@ class _Run:
             candidates = found.files
             s.skipped.extend(found.skipped)
             s.errors.extend(found.errors)
-            keep = {f.path for f in candidates} | {e.path for e in found.errors}
-            gone = [p for p in known if p not in keep]
+            keep = {f.path for f in candidates}
+            # An unreadable file or folder keeps what was indexed under it: stale beats lost.
+            failed = tuple(e.path for e in found.errors)
+            gone = [p for p in known if p not in keep and not _under(p, failed)]
         else:
             for raw in dict.fromkeys(paths):
                 rel = _relative(ctx.root, raw)
