@@ -62,7 +62,8 @@ def index(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Discard the existing index first.")] = False,
 ) -> None:
     """Index PATH (incrementally: unchanged files are not re-read or re-embedded)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
 
     try:
         ws = _open(path, state_dir)
@@ -90,13 +91,13 @@ def index(
     if json_out:
         typer.echo(json.dumps(data, indent=2))
         return
-    secs = data["seconds"]
+    secs = summary.seconds
     typer.echo(
         f"{summary.files_indexed} files indexed, {summary.files_unchanged} unchanged, "
         f"{summary.files_skipped} skipped, {summary.files_deleted} deleted; "
         f"{summary.chunks_embedded} chunks embedded ({summary.tokens_embedded} tokens), "
-        f"{summary.chunks_reused} reused; {secs['total']:.1f}s "  # type: ignore[index]
-        f"(embed {secs['embed']:.1f}s)"  # type: ignore[index]
+        f"{summary.chunks_reused} reused; {secs['total']:.1f}s "
+        f"(embed {secs['embed']:.1f}s)"
     )
     if summary.errors:
         typer.echo(f"{len(summary.errors)} files failed (see --json for reasons)", err=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from indexer import chunking
 from indexer.discover import IgnoreRules, LoadedSource, check_path, discover, load_source
 from indexer.errors import Cancelled
-from indexer.protocols import Embedder
+from indexer.protocols import Cancellable, Embedder
 from indexer.settings import Settings
 from indexer.store import FileRecord, IndexStore, StoredChunk, chunk_id, text_hash
 from indexer.types import FileError, IndexSummary, Progress, Skipped, SourceFile, Symbol
@@ -30,12 +30,6 @@ log = logging.getLogger(__name__)
 INDEX_FORMAT = "1"  # bump when the stored layout or the id scheme changes
 _FLUSH_CHUNKS = 128  # new chunks per flush: bounds the work lost to a crash and the query wait
 _FLUSH_FILES = 200
-
-
-class CancelCheck:
-    """Anything with a `cancelled` property (indexer.workspace.CancelToken)."""
-
-    cancelled: bool
 
 
 @dataclass(slots=True)
@@ -117,7 +111,7 @@ class _Run:
         self,
         ctx: IndexContext,
         on_progress: Callable[[Progress], None] | None,
-        cancel: CancelCheck | None,
+        cancel: Cancellable | None,
     ) -> None:
         self.ctx = ctx
         self.on_progress = on_progress
@@ -291,7 +285,7 @@ def run_index(
     paths: Iterable[str] | None = None,
     *,
     on_progress: Callable[[Progress], None] | None = None,
-    cancel: CancelCheck | None = None,
+    cancel: Cancellable | None = None,
 ) -> IndexSummary:
     """Bring the index of `ctx.root` up to date (all files, or only `paths`)."""
     t = time.perf_counter()

@@ -33,3 +33,10 @@ class Embedder(Protocol):
 
     def embed_query(self, text: str) -> Vectors:
         """(dim,) float32, normalised; the query prefix is applied here."""
+
+
+class Cancellable(Protocol):
+    """Something long work polls to stop early (indexer.workspace.CancelToken)."""
+
+    @property
+    def cancelled(self) -> bool: ...

@@ -15,7 +15,7 @@ import pathspec
 
 from indexer import lexical
 from indexer.errors import Cancelled, InvalidQuery
-from indexer.protocols import Embedder
+from indexer.protocols import Cancellable, Embedder
 from indexer.store import IndexStore
 from indexer.types import SearchHit
 
@@ -30,11 +30,7 @@ class Weights:
     lexical: float = 1.0
 
 
-class _Cancellable:
-    cancelled: bool
-
-
-def _check(cancel: _Cancellable | None) -> None:
+def _check(cancel: Cancellable | None) -> None:
     if cancel is not None and cancel.cancelled:
         raise Cancelled("The search was cancelled.")
 
@@ -143,7 +139,7 @@ def search(
     paths: list[str] | None = None,
     weights: Weights = Weights(),
     mode: str = "hybrid",
-    cancel: _Cancellable | None = None,
+    cancel: Cancellable | None = None,
 ) -> list[SearchHit]:
     """Top `limit` chunks for `query`. mode: "hybrid" (default), "vector" or "lexical"."""
     query, limit, langs, globs = validate(query, limit, languages, paths)

@@ -121,28 +121,28 @@ class SqliteState:
 
     def _create_schema(self) -> None:
         db = self.db
-        db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
-        db["files"].create(
+        db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        db.table("files").create(
             {"path": str, "sha256": str, "size": int, "mtime_ns": int, "language": str,
              "chunks": int, "indexed_at": float},
             pk="path", if_not_exists=True,
         )
-        db["chunks"].create(
+        db.table("chunks").create(
             {"id": str, "path": str, "ordinal": int, "start_line": int, "end_line": int,
              "symbol": str, "kind": str, "language": str, "text_hash": str, "tokens": int,
              "text": str, "body": str},
             pk="id", if_not_exists=True,
         )
-        db["chunks"].create_index(["path"], if_not_exists=True)
-        db["chunks"].create_index(["text_hash"], if_not_exists=True)
-        db["vectors"].create({"text_hash": str, "vector": bytes}, pk="text_hash", if_not_exists=True)
-        db["symbols"].create(
+        db.table("chunks").create_index(["path"], if_not_exists=True)
+        db.table("chunks").create_index(["text_hash"], if_not_exists=True)
+        db.table("vectors").create({"text_hash": str, "vector": bytes}, pk="text_hash", if_not_exists=True)
+        db.table("symbols").create(
             {"id": int, "path": str, "name": str, "kind": str, "container": str,
              "start_line": int, "end_line": int, "start_col": int},
             pk="id", if_not_exists=True,
         )
-        db["symbols"].create_index(["path"], if_not_exists=True)
-        db["journal"].create({"seq": int, "op": str, "chunk_id": str}, pk="seq", if_not_exists=True)
+        db.table("symbols").create_index(["path"], if_not_exists=True)
+        db.table("journal").create({"seq": int, "op": str, "chunk_id": str}, pk="seq", if_not_exists=True)
         # rowid = chunks.rowid; `terms` is identifier-split text (see indexer.lexical).
         db.execute(
             "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
@@ -382,8 +382,8 @@ class VectorStore:
         for i in range(0, len(ids), _CHROMA_BATCH):
             self._collection.upsert(
                 ids=list(ids[i : i + _CHROMA_BATCH]),
-                embeddings=np.vstack(vectors[i : i + _CHROMA_BATCH]),  # type: ignore[arg-type]
-                metadatas=list(metadatas[i : i + _CHROMA_BATCH]),  # type: ignore[arg-type]
+                embeddings=np.vstack(vectors[i : i + _CHROMA_BATCH]),
+                metadatas=list(metadatas[i : i + _CHROMA_BATCH]),
             )
 
     def delete(self, ids: Sequence[str]) -> None:

@@ -1,0 +1,192 @@
+"""The real embedder: the converted default model run by the real llama.cpp.
+
+The converted GGUF lives in the normal model cache (the user cache dir, or
+FORGE_INDEXER_CACHE_DIR if the caller set it), like every other integration test, so it is
+converted once per machine; the model is loaded once per session.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.embed import LlamaEmbedder, get_embedder
+from indexer.errors import ModelInvalid
+from indexer.model import bundled_model_dir, convert_bert_to_gguf, read_vocab
+from indexer.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+CODE = [
+    "def add(a, b):\n    return a + b",
+    "def read_json(path):\n    with open(path) as fh:\n        return json.load(fh)",
+    "for i in range(10):\n    print(i * i)",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n    def push(self, x):\n        self.items.append(x)",
+    "SELECT name, COUNT(*) FROM users GROUP BY name HAVING COUNT(*) > 1;",
+    "fn main() { println!(\"hello\"); }",
+]
+
+
+@pytest.fixture(scope="session")
+def emb() -> LlamaEmbedder:
+    return get_embedder(Settings())
+
+
+def cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_shape_dtype_and_normalisation(emb: LlamaEmbedder) -> None:
+    assert emb.dim == 384 and emb.max_tokens == 256
+    docs = emb.embed_documents(CODE)
+    assert docs.shape == (len(CODE), 384) and docs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-5)
+    query = emb.embed_query("add two numbers")
+    assert query.shape == (384,) and query.dtype == np.float32
+    assert abs(float(np.linalg.norm(query)) - 1.0) < 1e-5
+    assert emb.embed_documents([]).shape == (0, 384)
+    assert emb.embed_documents([""]).shape == (1, 384)
+
+
+def test_same_instance_per_settings(emb: LlamaEmbedder) -> None:
+    assert get_embedder(Settings()) is emb
+
+
+def test_deterministic(emb: LlamaEmbedder) -> None:
+    a = emb.embed_documents(CODE)
+    b = emb.embed_documents(CODE)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_batch_equals_one_by_one(emb: LlamaEmbedder) -> None:
+    batch = emb.embed_documents(CODE * 5)  # several packed decodes
+    for i, text in enumerate(CODE):
+        alone = emb.embed_documents([text])[0]
+        for j in range(5):
+            assert cos(batch[i + j * len(CODE)], alone) > 0.9999
+    assert cos(emb.embed_query(CODE[0]), batch[0]) > 0.9999  # no prefixes for this model
+
+
+def test_code_is_closer_to_its_description_than_to_unrelated_text(emb: LlamaEmbedder) -> None:
+    code = emb.embed_documents(["def add(a, b):\n    return a + b"])[0]
+    related = cos(code, emb.embed_query("function that adds two numbers"))
+    unrelated = cos(code, emb.embed_query("the weather in Paris is sunny today"))
+    assert related > 0.4
+    assert related > unrelated + 0.3
+
+
+def test_count_tokens_agrees_with_the_vocabulary(emb: LlamaEmbedder) -> None:
+    vocab = {tok: i for i, tok in enumerate(read_vocab(bundled_model_dir() / "vocab.txt"))}
+    ids = list(emb.tokens("hello world"))
+    assert ids == [vocab["[CLS]"], vocab["hello"], vocab["world"], vocab["[SEP]"]]
+    assert emb.count_tokens("hello world") == 4
+    assert emb.count_tokens("") == 2
+    # WordPiece continuation: "embeddings" -> em ##bed ##ding ##s
+    assert emb.count_tokens("embeddings") == 2 + 4
+
+
+def test_over_long_input_is_truncated_not_an_error(emb: LlamaEmbedder) -> None:
+    long_text = "def f(x):\n" + "    x = x + 1\n" * 500
+    assert emb.count_tokens(long_text) > 1000  # the true size, so chunkers can split
+    ids = emb.tokens(long_text)
+    assert len(ids) == emb.max_tokens and ids[0] == 101 and ids[-1] == 102  # [CLS] ... [SEP]
+    vec = emb.embed_documents([long_text])[0]
+    assert np.isfinite(vec).all()
+    head = emb.embed_documents(["def f(x):\n" + "    x = x + 1\n" * 80])[0]
+    assert cos(vec, head) > 0.99  # the tail past 256 tokens was dropped
+    assert emb.embed_query(long_text * 3).shape == (384,)
+
+
+def test_model_id_is_stable_and_names_the_model(emb: LlamaEmbedder) -> None:
+    assert emb.model_id == emb.model_id
+    assert "all-MiniLM-L6-v2" in emb.model_id and '"dim":384' in emb.model_id
+    assert emb.model_name == "all-MiniLM-L6-v2"
+
+
+def test_threads_get_the_same_vectors_as_one_thread(emb: LlamaEmbedder) -> None:
+    expected = emb.embed_documents(CODE)
+    results: dict[int, np.ndarray] = {}
+
+    def work(k: int) -> None:
+        results[k] = emb.embed_documents(CODE) if k % 2 else np.stack([emb.embed_query(t) for t in CODE])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 4
+    for got in results.values():  # packing differs between calls: equal up to float noise
+        assert min(cos(a, b) for a, b in zip(got, expected, strict=True)) > 0.9999
+
+
+def test_query_jumps_ahead_of_background_documents(emb: LlamaEmbedder) -> None:
+    docs = [f"# module {i}\n" + CODE[i % len(CODE)] * 8 for i in range(400)]
+    started = threading.Event()
+    done = threading.Event()
+
+    def background() -> None:
+        started.set()
+        emb.embed_documents(docs)
+        done.set()
+
+    worker = threading.Thread(target=background)
+    worker.start()
+    started.wait()
+    time.sleep(0.2)  # well inside the document run
+    emb.embed_query("read a json file")
+    assert not done.is_set(), "the query waited for the whole document batch"
+    worker.join(300)
+    assert done.is_set()
+
+
+def test_matches_sentence_transformers(emb: LlamaEmbedder) -> None:
+    st = pytest.importorskip("sentence_transformers")
+    model = st.SentenceTransformer(str(bundled_model_dir()), device="cpu")
+    reference = model.encode(CODE, normalize_embeddings=True)
+    ours = emb.embed_documents(CODE)
+    for a, b in zip(ours, reference, strict=True):
+        assert cos(a, b) > 0.999
+
+
+def test_tiny_conversion_runs_in_llama_cpp_with_wordpiece_tokens(tmp_path: Path) -> None:
+    """Our converter's output for any BERT folder (here a tiny random one) is what llama.cpp expects."""
+    from tests.unit.test_convert import make_bert_dir
+
+    gguf_path = convert_bert_to_gguf(make_bert_dir(tmp_path / "tiny"), tmp_path / "tiny.gguf", name="tiny")
+    tiny = get_embedder(Settings(model_path=gguf_path, n_threads=1))
+    try:
+        assert tiny.spec.source == "path" and tiny.dim == 8 and tiny.max_tokens == 24
+        # [CLS]=3 hello=6 ##lo=7 world=8 ##s=9 [SEP]=4; [UNK]=2 for what the vocab lacks
+        assert list(tiny.tokens("hello worlds")) == [3, 6, 8, 9, 4]
+        assert list(tiny.tokens("Hello, hellolo")) == [3, 6, 2, 6, 7, 4]
+        vecs = tiny.embed_documents(["hello world", "world hello hello"])
+        assert vecs.shape == (2, 8) and np.isfinite(vecs).all()
+    finally:
+        tiny.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        tiny.embed_documents(["a new text"])
+    assert get_embedder(Settings(model_path=gguf_path, n_threads=1)) is not tiny
+
+
+def test_file_llama_cpp_cannot_load_is_model_invalid(tmp_path: Path) -> None:
+    import gguf
+
+    path = tmp_path / "broken-bert.gguf"
+    writer = gguf.GGUFWriter(path, "bert")
+    writer.add_context_length(512)
+    writer.add_embedding_length(8)
+    writer.add_pooling_type(gguf.PoolingType.MEAN)
+    writer.add_tokenizer_model("bert")
+    writer.add_token_list(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    writer.add_tensor("token_embd.weight", np.zeros((5, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ModelInvalid, match="could not load"):
+        get_embedder(Settings(model_path=path, n_threads=1))
