@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer import chunking
+from indexer.chunking import CHUNKER_VERSION, chunk_file
 from indexer.discover import IgnoreRules, LoadedSource, check_path, discover, load_source
 from indexer.errors import Cancelled
 from indexer.protocols import Cancellable, Embedder
@@ -45,7 +45,7 @@ def config_hash(embedder: Embedder) -> str:
     """Everything that makes stored vectors or chunks incompatible with a new run."""
     parts = {
         "format": INDEX_FORMAT,
-        "chunker": chunking.CHUNKER_VERSION,
+        "chunker": CHUNKER_VERSION,
         "model": embedder.model_id,
         "dim": embedder.dim,
         "max_tokens": embedder.max_tokens,
@@ -225,7 +225,7 @@ class _Run:
             self._time("chunk", t)
             return
         try:
-            chunked = chunking.chunk_file(
+            chunked = chunk_file(
                 f.path, loaded.text, count_tokens=ctx.embedder.count_tokens, max_tokens=ctx.embedder.max_tokens
             )
         except Exception as exc:  # a chunker bug must cost one file, never the run

@@ -23,7 +23,7 @@ CASES = [
 @pytest.mark.parametrize(("query", "path", "symbol"), CASES, ids=[c[0] for c in CASES])
 def test_description_finds_function(indexed, query: str, path: str, symbol: str | None) -> None:  # type: ignore[no-untyped-def]
     _, ws = indexed
-    hits = ws.search(query, limit=3)
+    hits = ws.search(query, limit=5)
     assert hits, "no results"
     top = [(h.path, h.symbol) for h in hits]
     assert any(h.path == path for h in hits), top
