@@ -17,9 +17,7 @@ _PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
 # Words that carry no meaning in a natural-language query about code.
 _QUERY_STOPWORDS = frozenset(
-    """a an and are as at be by for from has have how i in is it its of on or that the this
-    to was were what when where which who why will with does do can should would into via
-    using use used given returns return""".split()
+    ["a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "how", "i", "in", "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "were", "what", "when", "where", "which", "who", "why", "will", "with", "does", "do", "can", "should", "would", "into", "via", "using", "use", "used", "given", "returns", "return"]
 )
 
 

@@ -14,8 +14,15 @@ def words(text: str) -> int:
 
 
 def test_overlapping_and_touching_hits_merge_keeping_best_score() -> None:
-    spans = merge([hit("a.py", 1, 5, 0.2, "1"), hit("a.py", 4, 9, 0.9, "2"), hit("a.py", 10, 12, 0.1, "3"),
-                   hit("a.py", 20, 22, 0.5, "4"), hit("b.py", 1, 3, 0.3, "5")])
+    spans = merge(
+        [
+            hit("a.py", 1, 5, 0.2, "1"),
+            hit("a.py", 4, 9, 0.9, "2"),
+            hit("a.py", 10, 12, 0.1, "3"),
+            hit("a.py", 20, 22, 0.5, "4"),
+            hit("b.py", 1, 3, 0.3, "5"),
+        ]
+    )
     got = sorted((s.path, s.start, s.end, s.score) for s in spans)
     assert got == [("a.py", 1, 12, 0.9), ("a.py", 20, 22, 0.5), ("b.py", 1, 3, 0.3)]
     merged = next(s for s in spans if s.start == 1 and s.path == "a.py")
@@ -23,7 +30,9 @@ def test_overlapping_and_touching_hits_merge_keeping_best_score() -> None:
 
 
 def test_pack_respects_budget_and_orders_by_score() -> None:
-    spans = merge([hit("a.py", 1, 10, 0.5, "1"), hit("b.py", 1, 2, 0.9, "2"), hit("c.py", 1, 30, 0.7, "3")])
+    spans = merge(
+        [hit("a.py", 1, 10, 0.5, "1"), hit("b.py", 1, 2, 0.9, "2"), hit("c.py", 1, 30, 0.7, "3")]
+    )
     result = pack(spans, budget=30, count_tokens=words)
     assert result.tokens_used <= 30
     assert [s.path for s in result.snippets] == ["b.py", "a.py"]  # c.py (61 words) does not fit

@@ -11,7 +11,14 @@ def test_split_camel_snake_and_acronyms() -> None:
 
 
 def test_terms_keep_whole_identifier_and_parts() -> None:
-    assert lexical.terms("def getUserName(x):") == ["def", "getusername", "get", "user", "name", "x"]
+    assert lexical.terms("def getUserName(x):") == [
+        "def",
+        "getusername",
+        "get",
+        "user",
+        "name",
+        "x",
+    ]
 
 
 def test_camel_and_snake_meet_on_the_same_terms() -> None:

@@ -19,7 +19,11 @@ def make_chunks(path: str, texts: list[str]) -> list[StoredChunk]:
     out = []
     for i, t in enumerate(texts):
         h = text_hash(t)
-        out.append(StoredChunk(chunk_id(path, h, 0), i, Chunk(t, t, i + 1, i + 1, f"f{i}", "function", 3), h))
+        out.append(
+            StoredChunk(
+                chunk_id(path, h, 0), i, Chunk(t, t, i + 1, i + 1, f"f{i}", "function", 3), h
+            )
+        )
     return out
 
 
@@ -35,12 +39,20 @@ def store(tmp_path: Path) -> IndexStore:
     s.close()
 
 
-def write_file(store: IndexStore, path: str, texts: list[str], *, apply: bool = True) -> list[StoredChunk]:
+def write_file(
+    store: IndexStore, path: str, texts: list[str], *, apply: bool = True
+) -> list[StoredChunk]:
     chunks = make_chunks(path, texts)
-    store.sql.put_vectors([c.text_hash for c in chunks], np.stack([vec(hash(c.text_hash) % 1000) for c in chunks]))
+    store.sql.put_vectors(
+        [c.text_hash for c in chunks], np.stack([vec(hash(c.text_hash) % 1000) for c in chunks])
+    )
     with store.sql.transaction() as conn:
-        store.sql.replace_file(conn, FileRecord(path, "sha", 1, 1, "python"), chunks,
-                               [Symbol("f0", "function", None, 1, 1)])
+        store.sql.replace_file(
+            conn,
+            FileRecord(path, "sha", 1, 1, "python"),
+            chunks,
+            [Symbol("f0", "function", None, 1, 1)],
+        )
     if apply:
         store.apply_journal()
     return chunks
@@ -53,7 +65,9 @@ def test_write_then_rewrite_touches_only_changed_chunks(store: IndexStore) -> No
     chunks = make_chunks("a.py", ["one", "two", "four"])
     store.sql.put_vectors([c.text_hash for c in chunks], np.stack([vec(i) for i in range(3)]))
     with store.sql.transaction() as conn:
-        ups, dels = store.sql.replace_file(conn, FileRecord("a.py", "sha2", 1, 2, "python"), chunks, [])
+        ups, dels = store.sql.replace_file(
+            conn, FileRecord("a.py", "sha2", 1, 2, "python"), chunks, []
+        )
     assert len(ups) == 1 and len(dels) == 1  # "four" in, "three" out; the rest untouched
     store.apply_journal()
     assert store.vectors.all_ids() == store.sql.all_chunk_ids()

@@ -7,8 +7,19 @@ import pytest
 from indexer.store import SqliteState
 from indexer.symbols import SymbolIndex
 
-NAMES = ["getUserName", "get_user_name", "UserNameGetter", "getUser", "gun", "parse_config",
-         "ConfigParser", "parse", "Parser", "unrelated", "g_u_n_x"]
+NAMES = [
+    "getUserName",
+    "get_user_name",
+    "UserNameGetter",
+    "getUser",
+    "gun",
+    "parse_config",
+    "ConfigParser",
+    "parse",
+    "Parser",
+    "unrelated",
+    "g_u_n_x",
+]
 
 
 @pytest.fixture
@@ -39,7 +50,10 @@ def test_case_insensitive_exact_then_prefix(index: SymbolIndex) -> None:
 
 def test_word_starts_match_camel_and_snake(index: SymbolIndex) -> None:
     got = names(index, "get user")
-    assert set(got[:3]) >= {"getUserName", "get_user_name"} or set(got[:3]) >= {"getUser", "getUserName"}
+    assert set(got[:3]) >= {"getUserName", "get_user_name"} or set(got[:3]) >= {
+        "getUser",
+        "getUserName",
+    }
     assert "unrelated" not in got
 
 

@@ -1,0 +1,56 @@
+"""forge-indexer's language server: the live index, served over LSP on stdio.
+
+`main()` is what `forge-indexer lsp` and `python -m server` run. Nothing here imports the
+indexer at module level: the protocol's stdout has to be moved out of reach of native code
+(llama.cpp prints to fd 1) before anything can load it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib import metadata
+
+try:
+    __version__ = metadata.version("forge-indexer")
+except metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = ["__version__", "main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="forge-indexer lsp", description="Serve the forge-indexer language server on stdio."
+    )
+    p.add_argument("--log-file", metavar="PATH", help="write logs to PATH instead of stderr")
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        type=str.upper,
+        help="log level (default: INFO)",
+    )
+    p.add_argument("--stdio", action="store_true", help="accepted for editors that pass it")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server on stdio until the client says `exit` or goes away."""
+    args = _parser().parse_args(argv)
+    from server.stdio import claim_stdout
+
+    protocol_out = claim_stdout()
+    from server.logs import setup_logging
+
+    setup_logging(args.log_file, args.log_level)
+    from server.server import create_server
+
+    ls = create_server()
+    try:
+        ls.start_io(sys.stdin.buffer, protocol_out)
+    finally:
+        ls.close_all()
+        logging.getLogger(__name__).info("server stopped")
+    return 0

@@ -1,0 +1,158 @@
+"""Workspace roots: one `RootState` per folder the client opened, and URI → root lookup."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pygls import uris
+
+from indexer.settings import Settings
+from indexer.types import Progress
+from indexer.watch import ChangeBatcher, PathFilter, WorkspaceWatcher
+
+if TYPE_CHECKING:
+    from indexer.workspace import CancelToken, Workspace
+
+log = logging.getLogger(__name__)
+
+State = Literal["pending", "indexing", "idle", "error"]
+
+
+def uri_to_path(uri: str) -> Path | None:
+    """The local path of a `file:` URI (None for other schemes)."""
+    fs = uris.to_fs_path(uri)
+    return Path(fs) if fs else None
+
+
+def path_to_uri(path: Path | str) -> str:
+    uri = uris.from_fs_path(str(path))
+    assert uri is not None
+    return uri
+
+
+@dataclass(eq=False)
+class RootState:
+    """Everything the server keeps for one workspace folder."""
+
+    uri: str
+    path: Path
+    name: str
+    settings: Settings
+    workspace: Workspace | None = None
+    state: State = "pending"
+    last_error: str | None = None
+    last_indexed: float | None = None
+    files_total: int | None = None  # indexable files found by the last full scan
+    files_done: int = 0
+    chunks_total: int | None = None
+    complete: bool = False  # a full scan has finished since the folder was opened
+    batcher: ChangeBatcher | None = None
+    filter: PathFilter | None = None
+    watcher: WorkspaceWatcher | None = None
+    index_cancel: CancelToken | None = None  # the running full index, if any
+    closed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def rel(self, path: Path) -> str | None:
+        """`path` relative to this root (POSIX), or None if it is outside."""
+        try:
+            return path.resolve().relative_to(self.path).as_posix()
+        except ValueError:
+            return None
+
+    def uri_of(self, rel: str) -> str:
+        return path_to_uri(self.path / rel)
+
+    def note_progress(self, p: Progress) -> None:
+        if p.phase == "discover":
+            return
+        self.files_total, self.files_done, self.chunks_total = (
+            p.files_total,
+            p.files_done,
+            p.chunks_total,
+        )
+
+    def finish_full_scan(self) -> None:
+        if self.files_total is not None:
+            self.files_done = self.files_total
+        self.complete = True
+        self.last_indexed = time.time()
+
+    def coverage(self) -> dict[str, Any]:
+        """How much of this root the index covers right now."""
+        total = self.files_total
+        ratio = 1.0 if self.complete else (round(self.files_done / total, 3) if total else 0.0)
+        return {
+            "filesIndexed": self.files_done,
+            "filesTotal": total,
+            "ratio": ratio,
+            "complete": self.complete,
+        }
+
+
+class RootRegistry:
+    """The open roots; maps a URI to the root that contains it (longest match wins)."""
+
+    def __init__(self) -> None:
+        self._roots: dict[str, RootState] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._roots)
+
+    def all(self) -> list[RootState]:
+        with self._lock:
+            return list(self._roots.values())
+
+    def add(self, root: RootState) -> None:
+        with self._lock:
+            self._roots[str(root.path)] = root
+
+    def remove(self, path: Path) -> RootState | None:
+        with self._lock:
+            return self._roots.pop(str(path.resolve()), None)
+
+    def get(self, path: Path) -> RootState | None:
+        with self._lock:
+            return self._roots.get(str(path.resolve()))
+
+    def for_path(self, path: Path) -> RootState | None:
+        best: RootState | None = None
+        resolved = path.resolve()
+        for root in self.all():
+            inside = resolved == root.path or resolved.is_relative_to(root.path)
+            if inside and (best is None or len(root.path.parts) > len(best.path.parts)):
+                best = root
+        return best
+
+    def for_uri(self, uri: str) -> tuple[RootState, str] | None:
+        """The root containing `uri` and the path relative to it ("" for the root itself)."""
+        path = uri_to_path(uri)
+        if path is None:
+            return None
+        root = self.for_path(path)
+        if root is None:
+            return None
+        rel = root.rel(path)
+        return (root, "" if rel in (None, ".") else rel)
+
+
+def coverage_of(roots: list[RootState]) -> dict[str, Any]:
+    """Coverage summed over `roots`, for results that span several of them."""
+    totals = [r.files_total for r in roots]
+    done = sum(r.files_done if not r.complete else (r.files_total or 0) for r in roots)
+    total = sum(t for t in totals if t is not None) if any(t is not None for t in totals) else None
+    complete = bool(roots) and all(r.complete for r in roots)
+    ratio = 1.0 if complete else (round(done / total, 3) if total else 0.0)
+    return {
+        "filesIndexed": done,
+        "filesTotal": total,
+        "ratio": ratio,
+        "complete": complete,
+        "indexing": [r.uri for r in roots if r.state == "indexing"],
+    }
