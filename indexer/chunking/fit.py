@@ -15,12 +15,6 @@ from indexer.types import Chunk, SymbolKind
 CountTokens = Callable[[str], int]
 
 
-def fits(text: str, count_tokens: CountTokens, budget: int) -> tuple[bool, int]:
-    """(fits, token count). Short texts are trusted without counting only for the verdict."""
-    n = count_tokens(text)
-    return n <= budget, n
-
-
 def truncate_line(line: str, count_tokens: CountTokens, budget: int) -> str:
     """The longest prefix of a single line that fits `budget` tokens (binary search)."""
     lo, hi = 0, len(line)

@@ -28,8 +28,6 @@ class LanguageSpec:
     wrappers: frozenset[str] = field(default_factory=frozenset)
 
 
-_CLASSY: dict[str, SymbolKind] = {}
-
 SPECS: dict[str, LanguageSpec] = {
     "python": LanguageSpec("python", "tree_sitter_python", "language",
                            {"function_definition": "function", "class_definition": "class"},
