@@ -62,7 +62,13 @@ def index(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Discard the existing index first.")] = False,
 ) -> None:
     """Index PATH (incrementally: unchanged files are not re-read or re-embedded)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.progress import Progress as Bar
 
     try:
@@ -73,12 +79,19 @@ def index(
         if rebuild:
             ws.discard_index()
         bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True, console=None, disable=not sys.stderr.isatty())
-        task = bar.add_task("Indexing", total=None)
+                  TextColumn("ETA"), TimeRemainingColumn(), transient=True, console=None,
+                  disable=not sys.stderr.isatty())
+        files = bar.add_task("Files", total=None)
+        chunks = bar.add_task("Embedding", total=None, visible=False)
 
         def tick(p: Progress) -> None:
-            bar.update(task, completed=p.files_done, total=p.files_total or None,
-                       description=f"Indexing ({p.chunks_done} chunks)")
+            # Phase 1 stores files (searchable lexically at once); phase 2 embeds chunks.
+            if p.phase == "embed":
+                bar.update(chunks, completed=p.chunks_done, total=p.chunks_total or None, visible=True,
+                           description="Embedding chunks")
+            elif p.phase != "done":
+                bar.update(files, completed=p.files_done, total=p.files_total or None,
+                           description=f"Files ({p.chunks_done} chunks stored)")
 
         try:
             with bar:
@@ -95,7 +108,8 @@ def index(
     typer.echo(
         f"{summary.files_indexed} files indexed, {summary.files_unchanged} unchanged, "
         f"{summary.files_skipped} skipped, {summary.files_deleted} deleted; "
-        f"{summary.chunks_embedded} chunks embedded ({summary.tokens_embedded} tokens), "
+        f"{summary.chunks_stored} chunks stored, {summary.chunks_embedded} embedded "
+        f"({summary.tokens_embedded} tokens), "
         f"{summary.chunks_reused} reused; {secs['total']:.1f}s "
         f"(embed {secs['embed']:.1f}s)"
     )
@@ -112,6 +126,9 @@ def search(
     path_glob: Annotated[list[str] | None, typer.Option("--path", help="Only paths matching this glob (repeatable).")] = None,
     queries: Annotated[Path | None, typer.Option("--queries", help="File with one query per line; prints JSON lines.")] = None,
     mode: Annotated[str, typer.Option("--mode", help="hybrid, vector or lexical.")] = "hybrid",
+    min_score: Annotated[float, typer.Option(
+        "--min-score", min=0.0, max=1.0,
+        help="Drop results whose relevance score (0-1, see docs/search.md) is below this.")] = 0.0,
     json_out: JsonOpt = False,
     state_dir: StateDir = None,
 ) -> None:
@@ -129,10 +146,12 @@ def search(
                     raise ForgeError(f"cannot read --queries file: {exc}") from exc
                 for q in filter(None, lines):
                     hits = ws.search(q, limit=k, languages=lang, paths=path_glob, mode=mode)
+                    hits = [h for h in hits if h.score >= min_score]  # hits come best first
                     typer.echo(json.dumps({"query": q, "results": [_hit_json(h) for h in hits]}))
                 return
             assert query is not None
             hits = ws.search(query, limit=k, languages=lang, paths=path_glob, mode=mode)
+            hits = [h for h in hits if h.score >= min_score]
     except ForgeError as exc:
         raise _fail(str(exc)) from None
     if json_out:
@@ -178,6 +197,8 @@ def status(workspace: WorkspaceOpt = Path("."), json_out: JsonOpt = False, state
     """Show what is indexed for a workspace."""
     try:
         with _open(workspace, state_dir) as ws:
+            if (ws.state_dir / "index.sqlite").is_file():
+                ws.open_store()  # the vector count needs Chroma, which needs the model's dimension
             data = ws.status()
     except ForgeError as exc:
         raise _fail(str(exc)) from None

@@ -47,6 +47,21 @@ LOCK_FILES = frozenset({
     "composer.lock", "go.sum", "flake.lock", "pubspec.lock", "mix.lock", "Podfile.lock",
     "packages.lock.json", "gradle.lockfile",
 })
+# Files that tell tools how to treat the code, not code: never search results.
+METADATA_FILES = frozenset({
+    ".gitignore", ".gitattributes", ".gitmodules", ".gitkeep", ".forgeignore", ".forge-indexer.toml",
+    ".dockerignore", ".npmignore", ".prettierignore", ".eslintignore",
+})
+# Secret-bearing files and folders: an index is a copy of what it reads, so these are
+# never read at all. (`.env.example` goes too: it is often a real `.env` renamed.)
+SECRET_NAMES = frozenset({
+    ".netrc", "_netrc", ".npmrc", ".pypirc", ".pgpass", "credentials", "credentials.json",
+    "credentials.yml", "credentials.yaml", "secrets.json", "secrets.yml", "secrets.yaml",
+    ".htpasswd", ".git-credentials", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519",
+})
+SECRET_PREFIXES = (".env", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519")
+SECRET_EXTENSIONS = frozenset({".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".asc", ".gpg", ".kdbx"})
+SECRET_FOLDERS = frozenset({".ssh", ".aws", ".gnupg", ".azure", ".kube", ".docker"})
 BINARY_EXTENSIONS = frozenset({
     # images and documents
     ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".ico", ".icns", ".webp", ".tif", ".tiff",
@@ -126,10 +141,25 @@ def _open_for_read(path: str) -> int:
 
 
 # -- per-entry classification -----------------------------------------------------------
+def secret_reason(rel: str) -> str | None:
+    """Why a path may hold credentials (so it is never read), or None."""
+    parts = rel.split("/")
+    folder = next((p for p in parts[:-1] if p in SECRET_FOLDERS), None)
+    if folder is not None:
+        return f"may hold secrets (inside {folder}/)"
+    lower = parts[-1].lower()
+    ext = os.path.splitext(lower)[1]
+    if lower in SECRET_NAMES or lower.startswith(SECRET_PREFIXES) or ext in SECRET_EXTENSIONS:
+        return f"may hold secrets ({parts[-1]})"
+    return None
+
+
 def _name_reason(name: str) -> str | None:
     """Why a file is skipped from its name alone (no read), or None."""
     if name in LOCK_FILES:
         return "lock file"
+    if name in METADATA_FILES:
+        return "tool configuration, not code"
     lower = name.lower()
     ext = os.path.splitext(lower)[1]
     if ext in BINARY_EXTENSIONS:
@@ -186,7 +216,7 @@ class _Context:
 
     def classify_file(self, rel: str, abs_path: str, st: os.stat_result) -> SourceFile | Skipped:
         """A regular, non-ignored file: accept it or say why not (name and size only)."""
-        reason = _name_reason(rel.rpartition("/")[2])
+        reason = secret_reason(rel) or _name_reason(rel.rpartition("/")[2])
         if reason is not None:
             return Skipped(rel, reason)
         limit = self.settings.max_file_bytes

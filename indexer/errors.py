@@ -27,6 +27,10 @@ class IndexLocked(ForgeError):
     """Another process owns this workspace's index (single-writer lock)."""
 
 
+class StoreBusy(ForgeError):
+    """A transient store failure (a SQLite lock held too long, an I/O hiccup): retrying helps."""
+
+
 class IndexNotReady(ForgeError):
     """A query arrived before anything was indexed for the workspace."""
 

@@ -1,10 +1,16 @@
-"""One indexing run: discover → (hash, skip unchanged) → chunk → embed new texts → store.
+"""Indexing in two phases: (1) discover → hash → chunk → store rows, (2) embed what is new.
 
-Work is flushed in batches. Each flush embeds only chunk texts whose vector is not cached
-yet, caches those vectors, swaps the batch's file rows in one SQLite transaction (which
-also journals the Chroma writes), then applies the journal to Chroma. A crash between any
-two steps leaves a state `IndexStore.repair()` converges from; a cancelled run keeps every
-flushed batch.
+Phase 1 (`run_index`) is fast (seconds for thousands of files): each flush swaps a batch
+of files' rows (chunks, symbols, the FTS5 index) in one SQLite transaction, which also
+journals the Chroma writes for chunks whose text already has a cached vector. From the
+first flush on, lexical and symbol search answer for everything stored so far.
+
+Phase 2 (`embed_pending`) embeds chunk texts that have no cached vector yet, a page at a
+time: each page's vectors and the journal entries of the chunks that use them are written
+in one transaction, then the journal is applied to Chroma. Semantic coverage grows page
+by page; `status` reports it. A chunk without a vector is a normal, temporary state, and
+the next run (or the next page) embeds it, so a crash or a cancel between any two steps
+loses nothing: `IndexStore.repair()` converges, and the backlog is still in SQLite.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +34,9 @@ from indexer.types import FileError, IndexSummary, Progress, Skipped, SourceFile
 log = logging.getLogger(__name__)
 
 INDEX_FORMAT = "1"  # bump when the stored layout or the id scheme changes
-_FLUSH_CHUNKS = 128  # new chunks per flush: bounds the work lost to a crash and the query wait
+_FLUSH_CHUNKS = 2000  # chunks per phase-1 flush: no embedding here, so flushes are cheap
 _FLUSH_FILES = 200
+EMBED_PAGE = 128  # texts per phase-2 page: bounds the work lost to a crash and a save's wait
 
 
 @dataclass(slots=True)
@@ -63,6 +70,7 @@ def ensure_config(ctx: IndexContext) -> bool:
         log.warning("index config changed (%s -> %s): re-embedding everything", have, want)
     ctx.store.sql.reset()
     ctx.store.vectors.reset()
+    ctx.store.recount()
     ctx.store.sql.set_meta("config_hash", want)
     return have is not None
 
@@ -123,9 +131,9 @@ class _Run:
 
     def _tick(self, phase: str = "index", message: str = "") -> None:
         if self.on_progress is not None:
+            # The chunk total is unknown until every file is chunked: 0 says so.
             self.on_progress(
-                Progress(phase, self.files_done, self.files_total, self.chunks_done,  # type: ignore[arg-type]
-                         self.chunks_done, message)
+                Progress(phase, self.files_done, self.files_total, self.chunks_done, 0, message)  # type: ignore[arg-type]
             )
 
     def _check_cancel(self) -> None:
@@ -202,7 +210,7 @@ class _Run:
         s.files_deleted = len(gone)
         s.files_skipped = len(s.skipped)
         s.seconds["total"] = time.perf_counter() - started
-        self._tick("done")
+        self._tick()
         return s
 
     def _prepare(self, f: SourceFile, rec: FileRecord | None, batch: _Batch) -> None:
@@ -246,26 +254,12 @@ class _Run:
         self._time("chunk", t)
 
     def _flush(self, batch: _Batch) -> None:
+        """Swap the batch's rows (and journal the Chroma writes) in one transaction, then
+        push to Chroma the chunks whose vector is already cached (moved or unchanged text)."""
         if batch.empty():
             return
         ctx, s = self.ctx, self.summary
         t = time.perf_counter()
-        # 1. embed texts never seen before (dedupe inside the batch and against the cache)
-        texts: dict[str, tuple[str, int]] = {}
-        for p in batch.files:
-            for c in p.chunks:
-                texts.setdefault(c.text_hash, (c.chunk.text, c.chunk.tokens))
-        cached = ctx.store.sql.known_vectors(texts)
-        new = [h for h in texts if h not in cached]
-        if new:
-            vecs = ctx.embedder.embed_documents([texts[h][0] for h in new])
-            t = self._time("embed", t)
-            ctx.store.sql.put_vectors(new, vecs)
-        total_chunks = batch.new_chunk_count()
-        s.chunks_embedded += len(new)
-        s.chunks_reused += total_chunks - len(new)
-        s.tokens_embedded += sum(texts[h][1] for h in new)
-        # 2. swap rows + journal in one transaction, 3. apply the journal to Chroma
         with ctx.store.sql.transaction() as conn:
             for path in batch.deleted:
                 ctx.store.sql.remove_file(conn, path)
@@ -275,8 +269,11 @@ class _Run:
                 ctx.store.sql.touch_file(conn, f.path, f.size, f.mtime_ns)
             ctx.store.sql.set_meta("last_indexed", str(time.time()), conn)
         ctx.store.apply_journal()
+        cached = ctx.store.sql.known_vectors(c.text_hash for p in batch.files for c in p.chunks)
+        s.chunks_reused += sum(c.text_hash in cached for p in batch.files for c in p.chunks)
         self._time("store", t)
-        self.chunks_done += total_chunks
+        self.chunks_done += batch.new_chunk_count()
+        s.chunks_stored += batch.new_chunk_count()
         self._tick()
 
 
@@ -286,21 +283,76 @@ def run_index(
     *,
     on_progress: Callable[[Progress], None] | None = None,
     cancel: Cancellable | None = None,
+    embed: bool = True,
 ) -> IndexSummary:
-    """Bring the index of `ctx.root` up to date (all files, or only `paths`)."""
+    """Bring the index of `ctx.root` up to date (all files, or only `paths`).
+
+    With `embed` (the default) phase 2 runs too: for a full run the whole backlog, for
+    `paths` only their chunks. Without it the caller embeds later (`embed_pending`).
+    """
     t = time.perf_counter()
     reset = ensure_config(ctx)
-    repaired = ctx.store.repair()
-    missing = ctx.store.sql.chunks_without_vector()
-    if missing:  # only after a lost vector cache row; re-embed so no chunk lacks a vector
-        vecs = ctx.embedder.embed_documents([text for _, text in missing])
-        ctx.store.sql.put_vectors([h for h, _ in missing], vecs)
-        repaired = {**repaired, **ctx.store.repair(), "vectors_reembedded": len(missing)}
+    if paths is None or reset:
+        # Reconciling pages through every Chroma id: once per full run, never per save.
+        repaired = ctx.store.repair()
+    else:
+        ctx.store.apply_journal()
+        repaired = {}
     run = _Run(ctx, on_progress, cancel)
     run.summary.seconds["store"] += time.perf_counter() - t
     run.summary.full_reembed = reset
     run.summary.repaired = repaired
-    summary = run.run(None if reset else paths)
+    scope = None if reset else paths
+    summary = run.run(scope)
+    if embed:
+        only = None if scope is None else [p for p in (_relative(ctx.root, x) for x in scope) if p]
+        embed_pending(ctx, paths=only, on_progress=on_progress, cancel=cancel, summary=summary)
+        if on_progress is not None:
+            on_progress(Progress("done", run.files_done, run.files_total, summary.chunks_stored, summary.chunks_stored))
     if paths is None or reset:
         ctx.store.sql.gc_vectors()
+    summary.seconds["total"] = time.perf_counter() - t
     return summary
+
+
+def embed_pending(
+    ctx: IndexContext,
+    *,
+    paths: Sequence[str] | None = None,
+    budget_s: float | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    cancel: Cancellable | None = None,
+    summary: IndexSummary | None = None,
+) -> int:
+    """Phase 2: embed chunk texts that have no vector yet, a page at a time.
+
+    Stops when none is left, when `budget_s` has passed (so an indexing thread can serve a
+    save in between), or on cancel (raises `Cancelled`; finished pages are kept). Counts
+    go into `summary` if given. Returns the number of texts still waiting.
+    """
+    s = summary if summary is not None else IndexSummary()
+    started = time.perf_counter()
+    chunks_left = ctx.store.sql.pending_counts()[0] if paths is None and on_progress else 0
+    done_chunks = 0
+    cursor = 0
+    while True:
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled("Indexing was cancelled; what was indexed so far is kept.")
+        page, cursor = ctx.store.sql.pending_texts(EMBED_PAGE, paths, cursor)
+        if not page:
+            return 0
+        t = time.perf_counter()
+        vecs = ctx.embedder.embed_documents([text for _, text, _ in page])
+        t2 = time.perf_counter()
+        s.seconds["embed"] += t2 - t
+        got = ctx.store.sql.add_vectors([h for h, _, _ in page], vecs)
+        ctx.store.apply_journal()
+        s.seconds["store"] += time.perf_counter() - t2
+        s.chunks_embedded += len(page)
+        s.chunks_reused += max(0, got - len(page))
+        s.tokens_embedded += sum(n for _, _, n in page)
+        done_chunks += got
+        if on_progress is not None and paths is None:
+            on_progress(Progress("embed", 0, 0, done_chunks, chunks_left))
+        if budget_s is not None and time.perf_counter() - started >= budget_s:
+            return ctx.store.sql.pending_counts()[1]

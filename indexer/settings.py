@@ -21,6 +21,9 @@ from pydantic.alias_generators import to_camel
 APP_NAME = "forge-indexer"
 WORKSPACE_CONFIG_FILE = ".forge-indexer.toml"
 ENV_PREFIX = "FORGE_INDEXER_"
+#: Keys a file inside the workspace may not set: a cloned repository must never decide
+#: which native model file llama.cpp parses or where a copy of the code is written.
+USER_ONLY_KEYS = frozenset({"model_path", "state_dir"})
 
 
 class Settings(BaseModel):
@@ -83,7 +86,11 @@ def user_config_file() -> Path:
 
 
 def _read_toml(path: Path, warnings: list[str]) -> dict[str, Any]:
-    if not path.is_file():
+    try:
+        if not path.is_file():
+            return {}
+    except OSError as exc:  # e.g. a config folder this user may not enter
+        warnings.append(f"{path}: ignored ({exc.strerror or exc}); fix its permissions or delete it.")
         return {}
     try:
         with path.open("rb") as fh:
@@ -112,13 +119,25 @@ def _normalise_keys(data: dict[str, Any]) -> dict[str, Any]:
     return {by_alias.get(k, k): v for k, v in data.items()}
 
 
-def validate_layer(data: dict[str, Any], source: str, warnings: list[str]) -> dict[str, Any]:
-    """Keep the valid keys of one source; each bad or unknown key becomes a warning."""
+def validate_layer(
+    data: dict[str, Any], source: str, warnings: list[str], *, trusted: bool = True
+) -> dict[str, Any]:
+    """Keep the valid keys of one source; each bad or unknown key becomes a warning.
+
+    An untrusted source (the workspace's own config file) may not set `USER_ONLY_KEYS`.
+    """
     data = _normalise_keys(data)
     good: dict[str, Any] = {}
     for key, value in data.items():
         if key not in Settings.model_fields:
             warnings.append(f"{source}: unknown setting '{key}' ignored.")
+            continue
+        if not trusted and key in USER_ONLY_KEYS:
+            warnings.append(
+                f"{source}: setting '{to_camel(key)}' ignored: a file inside the workspace may not "
+                f"choose it. Set it in {user_config_file()}, as {ENV_PREFIX}{key.upper()}, "
+                "or in your editor's settings."
+            )
             continue
         try:
             Settings.model_validate({key: value})
@@ -139,7 +158,7 @@ def load_settings(
     merged |= validate_layer(_read_toml(user_config_file(), warnings), str(user_config_file()), warnings)
     if workspace_root is not None:
         ws_file = workspace_root / WORKSPACE_CONFIG_FILE
-        merged |= validate_layer(_read_toml(ws_file, warnings), str(ws_file), warnings)
+        merged |= validate_layer(_read_toml(ws_file, warnings), str(ws_file), warnings, trusted=False)
     merged |= validate_layer(_from_env(), "environment", warnings)
     if overrides:
         merged |= validate_layer({k: v for k, v in overrides.items() if v is not None}, "client settings", warnings)

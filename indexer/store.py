@@ -28,7 +28,7 @@ import numpy as np
 import sqlite_utils
 
 from indexer import lexical
-from indexer.errors import StoreCorrupt
+from indexer.errors import StoreBusy, StoreCorrupt
 from indexer.protocols import Vectors
 from indexer.types import Chunk, Symbol
 
@@ -67,19 +67,34 @@ class FileRecord:
     language: str
 
 
+def _is_transient(exc: sqlite3.Error) -> bool:
+    """A lock or busy timeout, or an I/O error: the file is fine, trying again later helps."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in text or "busy" in text or "disk i/o" in text or "unable to open" in text
+    )
+
+
 class SqliteState:
-    """The SQLite side. One connection per thread (SQLite objects are thread-bound)."""
+    """The SQLite side. One connection per thread (SQLite objects are thread-bound);
+    every connection opened is remembered so `close()` closes them all."""
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
         self._local = threading.local()
         self._write_lock = threading.RLock()
+        self._conns_lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        self._closed = False
         try:
             self._create_schema()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
+            self.close()
+            if _is_transient(exc):
+                raise StoreBusy(f"The index database {db_path} is busy ({exc}); retrying.") from exc
             raise StoreCorrupt(
-                f"The index database {db_path} is unreadable ({exc}). "
-                "Delete that folder or run `forge-indexer index --rebuild` to rebuild it."
+                f"The index database {db_path} is unreadable ({exc}). Delete the folder "
+                f"{db_path.parent} or run `forge-indexer index --rebuild` to rebuild it."
             ) from exc
 
     # -- connections ----------------------------------------------------------------
@@ -87,12 +102,16 @@ class SqliteState:
     def db(self) -> sqlite_utils.Database:
         db = getattr(self._local, "db", None)
         if db is None:
+            if self._closed:
+                raise StoreBusy(f"The index database {self.db_path} is closed (the index is reopening).")
             conn = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=OFF")
             db = sqlite_utils.Database(conn)
             self._local.db = db
+            with self._conns_lock:
+                self._conns.append(conn)
         return db
 
     @property
@@ -114,10 +133,14 @@ class SqliteState:
                 conn.commit()
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.conn.close()
-            self._local.db = None
+        """Close every thread's connection (a thread that uses this object later gets StoreBusy)."""
+        self._closed = True
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
 
     def _create_schema(self) -> None:
         db = self.db
@@ -213,6 +236,60 @@ class SqliteState:
             "LEFT JOIN vectors v ON v.text_hash = c.text_hash WHERE v.text_hash IS NULL"
         )
         return [(r[0], r[1]) for r in self.conn.execute(q)]
+
+    def pending_texts(
+        self, limit: int, paths: Sequence[str] | None = None, after_rowid: int = 0
+    ) -> tuple[list[tuple[str, str, int]], int]:
+        """Up to `limit` distinct (text_hash, text, tokens) of chunks with no vector yet, in
+        file order after `after_rowid`, and the rowid to continue after.
+
+        `paths` limits them to those files (a save embeds its own chunks, not the backlog).
+        A rowid-ordered scan with a primary-key probe per row, so a page costs the same at
+        the start and at the end of a 100k-chunk backlog when the caller keeps its place.
+        """
+        where = "c.rowid > ? AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.text_hash = c.text_hash)"
+        args: list[Any] = [after_rowid]
+        if paths is not None:
+            if not paths:
+                return [], after_rowid
+            where += f" AND c.path IN ({','.join('?' * len(paths))})"
+            args += list(paths)
+        q = f"SELECT c.rowid, c.text_hash, c.text, c.tokens FROM chunks c WHERE {where} ORDER BY c.rowid LIMIT ?"
+        out: dict[str, tuple[str, str, int]] = {}
+        last = after_rowid
+        for rowid, h, text, tokens in self.conn.execute(q, [*args, limit * 2]):
+            if len(out) >= limit:
+                break
+            last = rowid
+            out.setdefault(h, (h, text, int(tokens or 0)))
+        return list(out.values()), last
+
+    def pending_counts(self) -> tuple[int, int]:
+        """(chunks with no vector yet, distinct texts among them): the embedding backlog."""
+        row = self.conn.execute(
+            "SELECT count(*), count(DISTINCT c.text_hash) FROM chunks c "
+            "LEFT JOIN vectors v ON v.text_hash = c.text_hash WHERE v.text_hash IS NULL"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def add_vectors(self, hashes: Sequence[str], vectors: Vectors) -> int:
+        """Cache new vectors and journal the Chroma upserts of every chunk that uses them.
+
+        One transaction, so a crash leaves either nothing or vectors plus their journal
+        entries (which `IndexStore.apply_journal` / `repair` then push to Chroma).
+        Returns the number of chunks that got a vector.
+        """
+        rows = [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors, strict=True)]
+        with self.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO vectors(text_hash, vector) VALUES(?, ?)", rows)
+            ids: list[str] = []
+            batch = list(hashes)
+            for i in range(0, len(batch), 500):
+                part = batch[i : i + 500]
+                q = f"SELECT id FROM chunks WHERE text_hash IN ({','.join('?' * len(part))})"
+                ids.extend(r[0] for r in conn.execute(q, part))
+            self._journal(conn, ids, [])
+        return len(ids)
 
     def counts(self) -> dict[str, int]:
         c = self.conn
@@ -338,6 +415,7 @@ class VectorStore:
 
         self.path = path
         self.dim = dim
+        self._client: Any = None
         try:
             self._client = chromadb.PersistentClient(
                 path=str(path),
@@ -345,10 +423,24 @@ class VectorStore:
             )
             self._collection = self._open_collection()
         except Exception as exc:  # chromadb raises many types for a broken directory
+            self.close()
             raise StoreCorrupt(
-                f"The vector store {path} cannot be opened ({exc}). "
-                "Run `forge-indexer index --rebuild` to rebuild it."
+                f"The vector store {path} cannot be opened ({exc}). Delete the folder {path} "
+                "or run `forge-indexer index --rebuild` to rebuild it."
             ) from exc
+
+    def close(self) -> None:
+        """Release Chroma's resources (its SQLite handles and HNSW segments) for this path.
+
+        `Client.close()` drops this client's reference to the system Chroma shares per
+        path and stops it with the last one; other workspaces' clients are untouched.
+        """
+        client: Any = getattr(self, "_client", None)
+        self._client = None
+        if client is None:
+            return
+        with contextlib.suppress(Exception):
+            client.close()
 
     def _open_collection(self) -> Any:
         # embedding_function=None: we pass vectors ourselves; Chroma must never fetch a model.
@@ -409,9 +501,18 @@ class IndexStore:
     """SQLite + Chroma together, with the journal protocol and crash repair between them."""
 
     def __init__(self, state_dir: Path, dim: int) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.sql = SqliteState(state_dir / "index.sqlite")
-        self.vectors = VectorStore(state_dir / "chroma", dim)
+        try:
+            self.vectors = VectorStore(state_dir / "chroma", dim)
+        except BaseException:
+            self.sql.close()
+            raise
+        # Kept by the writer after each Chroma write, so a status request never asks Chroma.
+        self.vector_count = self.vectors.count()
+
+    def recount(self) -> None:
+        self.vector_count = self.vectors.count()
 
     def apply_journal(self) -> tuple[int, int]:
         """Push pending journal entries to Chroma (idempotent), then clear them."""
@@ -425,6 +526,7 @@ class IndexStore:
             if ids:
                 self.vectors.upsert(ids, vecs, metas)
         self.sql.clear_journal(top)
+        self.recount()
         return len(ups), len(dels)
 
     def repair(self) -> dict[str, int]:
@@ -448,9 +550,12 @@ class IndexStore:
             "orphan_vectors_deleted": len(orphans),
             "missing_vectors_restored": restored,
         }
+        if orphans or missing:
+            self.recount()
         if any(out.values()):
             log.info("index repaired: %s", json.dumps(out))
         return {k: v for k, v in out.items() if v}
 
     def close(self) -> None:
         self.sql.close()
+        self.vectors.close()

@@ -136,8 +136,9 @@ class IndexSummary:
     files_unchanged: int = 0
     files_skipped: int = 0
     files_deleted: int = 0
-    chunks_embedded: int = 0
-    chunks_reused: int = 0
+    chunks_stored: int = 0  # chunks written by phase 1 (new or changed files)
+    chunks_embedded: int = 0  # distinct chunk texts embedded by phase 2
+    chunks_reused: int = 0  # chunks that needed no embedding (text seen before)
     tokens_embedded: int = 0
     seconds: dict[str, float] = field(
         default_factory=lambda: {"discover": 0.0, "chunk": 0.0, "embed": 0.0, "store": 0.0, "total": 0.0}
@@ -153,6 +154,7 @@ class IndexSummary:
             "files_unchanged": self.files_unchanged,
             "files_skipped": self.files_skipped,
             "files_deleted": self.files_deleted,
+            "chunks_stored": self.chunks_stored,
             "chunks_embedded": self.chunks_embedded,
             "chunks_reused": self.chunks_reused,
             "tokens_embedded": self.tokens_embedded,
@@ -168,7 +170,7 @@ class IndexSummary:
 class Progress:
     """A progress tick from a long operation (indexing)."""
 
-    phase: Literal["discover", "index", "done"]
+    phase: Literal["discover", "index", "embed", "done"]
     files_done: int
     files_total: int
     chunks_done: int

@@ -2,8 +2,9 @@
 
 Three pieces, each usable on its own:
 
-- `ChangeBatcher`: per-path debounce and coalescing. Every path waits `delay` after its
-  last event (bounded by `max_wait`), then due paths leave together as one `ChangeBatch`.
+- `ChangeBatcher`: debounce and coalescing. Changes wait for `delay` without new events
+  (bounded by `max_wait`), or a save for its own `delay`, then everything pending leaves
+  together as one `ChangeBatch`.
   While `hold()` is true (a `git checkout` holding `.git/index.lock`) nothing leaves; when
   it clears, the whole storm leaves as one batch after a short settle time.
 - `PathFilter`: the ignore rules applied to event paths (a path is ignored when it or one
@@ -180,7 +181,22 @@ class ChangeBatcher:
     # -- worker thread ------------------------------------------------------------------
 
     def _next_deadline(self) -> float | None:
-        deadlines = [p.deadline for p in self._pending.values()]
+        """When the pending changes leave, all together.
+
+        Unsettled changes (the watcher's) wait for a quiet period: each event pushes the
+        batch back by the delay, up to `max_wait` after the oldest one, so a checkout,
+        a formatter or a code generator touching hundreds of files, even when it finishes
+        too fast for git's lock to be seen, becomes one batch. A save (settled) is not
+        pushed back by anything: it leaves after its own delay and takes the rest along.
+        """
+        deadlines: list[float] = []
+        entries = list(self._pending.values())
+        unsettled = [e.deadline for e in entries if not e.settled]
+        if unsettled:
+            deadlines.append(max(unsettled))
+        deadlines += [e.deadline for e in entries if e.settled]
+        if entries:
+            deadlines.append(min(e.first_seen for e in entries) + self._max_wait)
         if self._rescan_deadline is not None:
             deadlines.append(self._rescan_deadline)
         return min(deadlines) if deadlines else None
@@ -244,10 +260,8 @@ class ChangeBatcher:
             if self._closed:
                 return None
             now = time.monotonic()
-            if take_all:
-                paths = list(self._pending)
-            else:
-                paths = [p for p, e in self._pending.items() if e.deadline <= now]
+            due = self._next_deadline()
+            paths = list(self._pending) if take_all or (due is not None and due <= now) else []
             for p in paths:
                 del self._pending[p]
             rescan = self._rescan_deadline is not None and (
@@ -435,6 +449,10 @@ class WorkspaceWatcher:
         self._recursive_roots: list[str] = []
         self._watched: set[str] = set()
         self._lock = threading.RLock()
+        # Serialises start/stop/restart as wholes (two interleaved restarts would leak an
+        # observer that then delivers every event twice). Event handlers never take it, so
+        # joining the observer thread while holding it cannot deadlock.
+        self._lifecycle = threading.RLock()
         self._fallback_reported = False
         self.mode = "off"  # "native" | "polling" | "off"
 
@@ -442,7 +460,9 @@ class WorkspaceWatcher:
 
     def start(self) -> str:
         """Start watching; returns the mode ("native" or "polling")."""
-        with self._lock:
+        with self._lifecycle, self._lock:
+            if self._observer is not None:
+                return self.mode  # already running
             plan = plan_watches(self.root, self._filter, max_watches=self._max_watches)
             limit = inotify_watch_limit()
             if self.mode != "polling" and limit is not None and plan.directories > limit * 0.9:
@@ -462,24 +482,28 @@ class WorkspaceWatcher:
             return self.mode
 
     def stop(self) -> None:
-        with self._lock:
-            obs, self._observer = self._observer, None
-            self._watched.clear()
-            self._recursive_roots = []
-            if self.mode != "polling":
-                self.mode = "off"
-        if obs is not None:
-            obs.stop()
-            if threading.current_thread() is not obs:
-                obs.join(timeout=5)
+        with self._lifecycle:
+            with self._lock:
+                obs, self._observer = self._observer, None
+                self._watched.clear()
+                self._recursive_roots = []
+                if self.mode != "polling":
+                    self.mode = "off"
+            if obs is not None:
+                obs.stop()
+                if threading.current_thread() is not obs:
+                    obs.join(timeout=5)
 
     def restart(self) -> None:
         """Rebuild the watches (after the ignore rules changed)."""
-        polling = self.mode == "polling"
-        self.stop()
-        if polling:
-            self.mode = "polling"
-        self.start()
+        with self._lifecycle:
+            if self._observer is None:
+                return  # stopped meanwhile (root closed): a restart must not revive it
+            polling = self.mode == "polling"
+            self.stop()
+            if polling:
+                self.mode = "polling"
+            self.start()
 
     # -- internals ----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -24,7 +25,7 @@ from indexer import context as context_mod
 from indexer import query as query_mod
 from indexer.discover import IgnoreRules
 from indexer.errors import ForgeError, IndexLocked, IndexNotReady
-from indexer.pipeline import IndexContext, config_hash, run_index
+from indexer.pipeline import IndexContext, config_hash, embed_pending, run_index
 from indexer.protocols import Embedder
 from indexer.settings import Settings, default_state_root, load_settings
 from indexer.store import IndexStore
@@ -54,6 +55,30 @@ def state_dir_for(root: Path, settings: Settings) -> Path:
     return Path(base).expanduser() / "workspaces" / f"{safe}-{digest}"
 
 
+def private_dir(path: Path) -> None:
+    """Create `path` (and parents) readable by this user only: an index holds a copy of the code."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+
+
+def read_counts(db_path: Path) -> tuple[dict[str, int] | None, str | None]:
+    """Counts and last-indexed time from an index database without opening it for writing."""
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1)
+    except sqlite3.Error:
+        return None, None
+    try:
+        counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("files", "chunks", "symbols")}
+        row = conn.execute("SELECT value FROM meta WHERE key='last_indexed'").fetchone()
+        return counts, (row[0] if row else None)
+    except sqlite3.Error:
+        return None, None
+    finally:
+        conn.close()
+
+
 class Workspace:
     """One indexed folder: owns its SQLite state, its Chroma collection and a shared embedder.
 
@@ -73,7 +98,7 @@ class Workspace:
             raise ForgeError(f"Workspace folder {self.root} does not exist or is not a directory.")
         self.settings = settings if settings is not None else load_settings(self.root)[0]
         self.state_dir = state_dir_for(self.root, self.settings)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.state_dir)
         self._lock = filelock.FileLock(str(self.state_dir / "lock"), timeout=0)
         try:
             self._lock.acquire()
@@ -87,6 +112,10 @@ class Workspace:
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
         self._index_lock = threading.Lock()
+        # Guards `_store`: it is opened once, and only `discard_index`/`close` drop it, so
+        # two Chroma clients on one directory cannot exist in this process.
+        self._store_lock = threading.RLock()
+        self._closed = False
         self.indexing = False
         self.last_error: str | None = None
         self.last_summary: IndexSummary | None = None
@@ -113,8 +142,14 @@ class Workspace:
             )
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
+        """Close the index and release the workspace lock. Idempotent."""
+        with self._store_lock:
+            if self._closed:
+                return
+            self._closed = True
+            store, self._store = self._store, None
+            if store is not None:
+                store.close()
         with contextlib.suppress(OSError):
             (self.state_dir / "owner.json").unlink()
         self._lock.release()
@@ -137,11 +172,22 @@ class Workspace:
 
     @property
     def store(self) -> IndexStore:
-        if self._store is None:
-            self._store = IndexStore(self.state_dir, self.embedder.dim)
-            self._symbols = SymbolIndex(self._store.sql)
-            (self.state_dir / "workspace.json").write_text(json.dumps({"root": str(self.root)}))
-        return self._store
+        """The index, opened on first use (this loads the model: its dimension is needed)."""
+        store = self._store
+        return store if store is not None else self.open_store()
+
+    def open_store(self) -> IndexStore:
+        """Open the index once; every caller on every thread gets the same `IndexStore`."""
+        dim = self.embedder.dim  # outside the lock: loading a model takes seconds
+        with self._store_lock:
+            if self._closed:
+                raise ForgeError(f"The index of {self.root} is closed.")
+            if self._store is None:
+                store = IndexStore(self.state_dir, dim)
+                self._symbols = SymbolIndex(store.sql)
+                self._store = store
+                (self.state_dir / "workspace.json").write_text(json.dumps({"root": str(self.root)}))
+            return self._store
 
     def discard_index(self) -> None:
         """Delete this workspace's index files (SQLite + Chroma); the next `index()` rebuilds.
@@ -150,10 +196,10 @@ class Workspace:
         """
         import shutil
 
-        with self._index_lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+        with self._index_lock, self._store_lock:
+            store, self._store = self._store, None
+            if store is not None:
+                store.close()
             for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     (self.state_dir / name).unlink()
@@ -173,9 +219,14 @@ class Workspace:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         cancel: CancelToken | None = None,
+        embed: bool = True,
     ) -> IndexSummary:
         """Bring the index up to date. `paths` (relative or absolute) limits the work to
-        those files (a deleted path removes its chunks); None rescans the whole workspace."""
+        those files (a deleted path removes its chunks); None rescans the whole workspace.
+
+        Files are chunked and stored first (lexical and symbol search answer at once), then
+        embedded. `embed=False` leaves the embedding backlog to `embed_pending()`.
+        """
         with self._index_lock:
             self.indexing = True
 
@@ -186,7 +237,7 @@ class Workspace:
 
             try:
                 ctx = IndexContext(self.root, self.settings, self.store, self.embedder, self._rules)
-                summary = run_index(ctx, paths, on_progress=progress, cancel=cancel)
+                summary = run_index(ctx, paths, on_progress=progress, cancel=cancel, embed=embed)
                 self.last_summary = summary
                 self.last_error = None
                 return summary
@@ -195,6 +246,30 @@ class Workspace:
                 raise
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                raise
+            finally:
+                self.indexing = False
+
+    def embed_pending(
+        self,
+        *,
+        budget_s: float | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        cancel: CancelToken | None = None,
+        summary: IndexSummary | None = None,
+    ) -> int:
+        """Embed chunks stored without a vector (for up to `budget_s`); returns texts still waiting.
+
+        Counts and timings are added to `summary` when given (a run split into slices)."""
+        with self._index_lock:
+            self.indexing = True
+            try:
+                ctx = IndexContext(self.root, self.settings, self.store, self.embedder, self._rules)
+                return embed_pending(
+                    ctx, budget_s=budget_s, on_progress=on_progress, cancel=cancel, summary=summary
+                )
+            except Exception as exc:
+                self.last_error = str(exc) if isinstance(exc, ForgeError) else f"{type(exc).__name__}: {exc}"
                 raise
             finally:
                 self.indexing = False
@@ -264,31 +339,54 @@ class Workspace:
         return self._symbols.search(query, limit)
 
     def status(self) -> dict[str, object]:
-        """files, chunks, vectors (count in Chroma), model, state_dir, last_indexed, indexing, last_error."""
-        store = self.store
-        counts = store.sql.counts()
-        last = store.sql.get_meta("last_indexed")
+        """files, chunks, vectors, model, state_dir, last_indexed, indexing, last_error.
+
+        Cheap enough to poll: it never loads the model or opens the index, and asks
+        neither Chroma nor anything slow (counts come from SQLite, vectors from the writer).
+        """
+        store = self._store
+        counts: dict[str, int] | None = None
+        last: str | None = None
+        vectors: int | None = None
+        if store is not None:
+            with contextlib.suppress(Exception):  # a store being closed answers next time
+                counts = store.sql.counts()
+                last = store.sql.get_meta("last_indexed")
+                vectors = store.vector_count
+        elif (self.state_dir / "index.sqlite").is_file():
+            counts, last = read_counts(self.state_dir / "index.sqlite")
         p = self._progress
+        emb = self._embedder
         return {
             "root": str(self.root),
-            "files": counts["files"],
-            "chunks": counts["chunks"],
-            "symbols": counts["symbols"],
-            "vectors": store.vectors.count(),
-            "model": getattr(self.embedder, "model_name", None) or self.embedder.model_id,
-            "dim": self.embedder.dim,
+            "files": counts["files"] if counts else 0,
+            "chunks": counts["chunks"] if counts else 0,
+            "symbols": counts["symbols"] if counts else 0,
+            "vectors": vectors,
+            "model": (getattr(emb, "model_name", None) or emb.model_id) if emb is not None else self._model_label(),
+            "dim": emb.dim if emb is not None else None,
             "state_dir": str(self.state_dir),
             "last_indexed": (
                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(last))) if last else None
             ),
             "indexing": self.indexing,
             "progress": (
-                {"files_done": p.files_done, "files_total": p.files_total, "chunks_done": p.chunks_done}
+                {"files_done": p.files_done, "files_total": p.files_total, "chunks_done": p.chunks_done,
+                 "chunks_total": p.chunks_total}
                 if p is not None and self.indexing else None
             ),
-            "coverage": self._coverage(counts["files"]),
+            "coverage": self._coverage(counts["files"] if counts else 0),
+            "semantic_coverage": (
+                round(min(1.0, vectors / counts["chunks"]), 3)
+                if counts and counts["chunks"] and vectors is not None else None
+            ),
             "last_error": self.last_error,
         }
+
+    def _model_label(self) -> str:
+        """The configured model's name, without loading it."""
+        path = self.settings.model_path
+        return Path(path).name if path else "all-MiniLM-L6-v2 (bundled)"
 
     def _coverage(self, files: int) -> float | None:
         """Share of the workspace's indexable files that are indexed (None until known)."""

@@ -1,16 +1,25 @@
 """The one indexing worker: a thread that runs index jobs for all roots, one at a time.
 
 Jobs are coalesced: changed paths for a root merge into one job, and a pending full scan
-of a root swallows its pending path jobs. Path jobs (a save, an outside change) run
-before full scans that have not started yet; a running full scan is not interrupted.
+of a root swallows its pending path jobs. A full scan has two parts: the "full" job
+chunks and stores every changed file (seconds; lexical and symbol search answer from
+then on), then "embed" jobs work through the embedding backlog a slice at a time. Path
+jobs (a save, an outside change) run before any pending full scan or embed slice, so a
+save is searchable within a second even while a large first index is embedding.
 Queries never wait for this thread: they run on the query pool.
+
+Opening an index that another process holds, or that is briefly busy, is retried with
+backoff (the root shows state "retrying" and says why); only corruption is an error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -22,6 +31,7 @@ from indexer.errors import (
     IndexLocked,
     ModelInvalid,
     ModelNotFound,
+    StoreBusy,
     StoreCorrupt,
 )
 from indexer.types import IndexSummary, Progress
@@ -33,14 +43,67 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-JobKind = Literal["close", "paths", "full", "reopen"]
-PRIORITY: dict[str, int] = {"close": 0, "paths": 1, "full": 2, "reopen": 2}
+JobKind = Literal["close", "paths", "full", "reopen", "embed"]
+PRIORITY: dict[str, int] = {"close": 0, "paths": 1, "full": 2, "reopen": 2, "embed": 3}
 #: Errors a user has to act on (shown with window/showMessage, not only logged).
 ACTIONABLE = (ModelNotFound, ModelInvalid, IndexLocked, StoreCorrupt)
+#: Failures to open an index that go away by themselves: retried with backoff.
+RETRYABLE = (IndexLocked, StoreBusy)
+RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 #: More changed paths than this in one batch: rescan the root instead.
 MAX_PATHS_PER_JOB = 2000
+#: Seconds of embedding per "embed" job before the worker looks at its queue again.
+EMBED_SLICE_S = 1.0
 
 _seq = itertools.count()
+
+
+class Done:
+    """Set when a job (and the jobs it handed its waiters to) has finished.
+
+    Waitable from a thread (`wait`) and from the event loop (`wait_async`) without
+    holding a thread, so `forge/reindex {wait: true}` costs no query thread.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+
+    def set(self) -> None:
+        with self._lock:
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for cb in callbacks:
+            cb()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._event.wait(timeout)
+
+    async def wait_async(self, timeout: float) -> bool:
+        """True once set; False after `timeout` seconds. Cancellable like any await."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def resolve() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(resolve)
+
+        with self._lock:
+            if self._event.is_set():
+                return True
+            self._callbacks.append(wake)
+        try:
+            await asyncio.wait_for(future, timeout)
+            return True
+        except TimeoutError:
+            return False
 
 
 @dataclass(eq=False)
@@ -49,7 +112,7 @@ class Job:
     root: RootState
     paths: set[str] = field(default_factory=set)
     reason: str = ""
-    waiters: list[threading.Event] = field(default_factory=list)
+    waiters: list[Done] = field(default_factory=list)
     seq: int = field(default_factory=lambda: next(_seq))
 
     def done(self) -> None:
@@ -83,11 +146,16 @@ class IndexWorker:
     # -- submitting -----------------------------------------------------------------------
 
     def submit(
-        self, kind: JobKind, root: RootState, paths: set[str] | None = None, reason: str = ""
-    ) -> threading.Event:
-        """Queue a job (coalesced with pending ones); the event is set when it has run."""
-        event = threading.Event()
-        job = Job(kind, root, set(paths or ()), reason, [event])
+        self,
+        kind: JobKind,
+        root: RootState,
+        paths: set[str] | None = None,
+        reason: str = "",
+        waiters: list[Done] | None = None,
+    ) -> Done:
+        """Queue a job (coalesced with pending ones); the result is set when it has run."""
+        event = Done()
+        job = Job(kind, root, set(paths or ()), reason, [event, *(waiters or ())])
         if kind == "paths" and len(job.paths) > MAX_PATHS_PER_JOB:
             job.kind, job.paths = "full", set()
         with self._cond:
@@ -106,9 +174,9 @@ class IndexWorker:
     def _coalesce(self, job: Job) -> None:
         same = [j for j in self._queue if j.root is job.root]
         absorbs = {
-            "close": {"paths", "full", "reopen"},
-            "reopen": {"paths", "full"},
-            "full": {"paths"},
+            "close": {"paths", "full", "reopen", "embed"},
+            "reopen": {"paths", "full", "embed"},
+            "full": {"paths", "embed"},
         }
         for j in same:
             if j.kind in absorbs.get(job.kind, set()):
@@ -141,6 +209,7 @@ class IndexWorker:
             self._cond.notify_all()
         for job in pending:
             job.done()
+            job.root.end_progress("Stopped")
         if current is not None:
             self.cancel_running(current.root)
         if self._thread is not None and threading.current_thread() is not self._thread:
@@ -173,28 +242,70 @@ class IndexWorker:
             self._close(root)
             return
         if root.closed or self._stopping:
+            root.end_progress("Stopped")
             return
         if job.kind == "reopen":
             self._close(root, closing_root=False)
-        if root.workspace is None or job.kind in ("full", "reopen"):
-            if root.workspace is None and not self._open(root):
-                return
-            self._full(root, job.reason or "Indexing")
+        opening = root.workspace is None
+        if opening and not self._open(root, job):
             return
-        self._paths(root, job.paths)
+        if job.kind in ("full", "reopen") or opening:
+            self._full(root, job)  # an index just opened is scanned whole; that covers any paths
+        elif job.kind == "embed":
+            self._embed(root, job)
+        else:
+            self._paths(root, job.paths)
 
-    def _open(self, root: RootState) -> bool:
+    def _open(self, root: RootState, job: Job) -> bool:
+        """Open the root's index (and load the model). A busy or locked index is retried."""
+        ws = None
         try:
-            root.workspace = self._ls.open_workspace(root.path, root.settings)
-            return True
+            ws = self._ls.open_workspace(root.path, root.settings)
+            open_store = getattr(ws, "open_store", None)
+            if open_store is not None:
+                open_store()
+        except RETRYABLE as exc:
+            if ws is not None:
+                ws.close()
+            self._retry_later(root, job, exc)
+            return False
         except Exception as exc:
+            if ws is not None:
+                try:
+                    ws.close()
+                except Exception:
+                    log.exception("closing the index of %s failed", root.path)
+            root.end_progress("Failed")
             self._failed(root, exc, "open")
             return False
+        root.workspace = ws
+        root.open_attempts = 0
+        return True
+
+    def _retry_later(self, root: RootState, job: Job, exc: Exception) -> None:
+        delay = RETRY_DELAYS_S[min(root.open_attempts, len(RETRY_DELAYS_S) - 1)]
+        root.open_attempts += 1
+        root.state = "retrying"
+        root.last_error = f"{exc} Retrying in {delay:g} s."
+        log.warning("could not open %s: %s", root.path, root.last_error)
+        if root.open_attempts == 1:
+            self._ls.show_message(f"forge-indexer: {root.last_error}", types.MessageType.Warning)
+        kind: JobKind = "reopen" if job.kind == "reopen" else "full"
+        waiters, job.waiters = job.waiters, []  # they wait for the retry, not for this failure
+        timer = threading.Timer(
+            delay, lambda: self.submit(kind, root, reason=job.reason or "Indexing", waiters=waiters)
+        )
+        timer.daemon = True
+        root.retry_timer = timer
+        timer.start()
 
     def _close(self, root: RootState, *, closing_root: bool = True) -> None:
         ws, root.workspace = root.workspace, None
         if closing_root:
             root.closed = True
+            if root.retry_timer is not None:
+                root.retry_timer.cancel()
+        root.end_progress("Stopped")
         if ws is not None:
             try:
                 ws.close()
@@ -202,14 +313,19 @@ class IndexWorker:
                 log.exception("closing the index of %s failed", root.path)
         root.complete = False
 
-    def _full(self, root: RootState, title: str) -> None:
+    def _full(self, root: RootState, job: Job) -> None:
+        """Phase 1 of a full scan: chunk and store every changed file; then queue embedding."""
         ws = root.workspace
         assert ws is not None
-        cancel = self._ls.new_cancel_token()
+        title = job.reason or "Indexing"
+        cancel = root.index_cancel or self._ls.new_cancel_token()
         root.index_cancel = cancel
         root.state, root.complete = "indexing", False
-        progress = IndexProgress(self._ls, f"{title} {root.name}", cancel)
-        progress.begin()
+        root.scan_started = time.monotonic()
+        if root.progress is None:
+            root.progress = IndexProgress(self._ls, f"{title} {root.name}", cancel)
+            root.progress.begin()
+        progress = root.progress
 
         def tick(p: Progress) -> None:
             root.note_progress(p)
@@ -220,28 +336,70 @@ class IndexWorker:
                 reload_rules = getattr(ws, "reload_rules", None)  # .gitignore may have changed
                 if reload_rules is not None:
                     reload_rules()
-            summary = ws.index(on_progress=tick, cancel=cancel)
+            root.run_summary = ws.index(on_progress=tick, cancel=cancel, embed=False)
         except Cancelled:
-            root.state, root.last_error = (
-                "idle",
-                "indexing was cancelled; run forge/reindex to finish it",
-            )
-            log.info("indexing %s cancelled", root.path)
-            progress.end("Cancelled")
+            self._cancelled(root)
             return
         except Exception as exc:
-            progress.end(f"Failed: {exc}")
+            root.index_cancel = None
+            root.end_progress(f"Failed: {exc}")
             self._failed(root, exc, "index")
             return
-        finally:
+        root.files_scanned()
+        self._requeue_embed(root, job)
+
+    def _embed(self, root: RootState, job: Job) -> None:
+        """Phase 2, one slice: embed for up to EMBED_SLICE_S, then requeue if work is left."""
+        ws = root.workspace
+        assert ws is not None
+        cancel = root.index_cancel or self._ls.new_cancel_token()
+        root.index_cancel = cancel
+        root.state = "indexing"
+        summary = root.run_summary
+
+        def tick(p: Progress) -> None:
+            root.note_progress(p)
+            if root.progress is not None:
+                total = root.chunks_to_embed or 0
+                root.progress.report(Progress("embed", 0, 0, root.chunks_embedded, total))
+
+        try:
+            left = ws.embed_pending(budget_s=EMBED_SLICE_S, on_progress=tick, cancel=cancel, summary=summary)
+        except Cancelled:
+            self._cancelled(root)
+            return
+        except Exception as exc:
             root.index_cancel = None
+            root.end_progress(f"Failed: {exc}")
+            self._failed(root, exc, "embed")
+            return
+        if left:
+            self._requeue_embed(root, job)
+            return
+        root.index_cancel = None
         root.finish_full_scan()
         root.state, root.last_error = "idle", None
-        text = summary_text(summary)
+        if summary is not None:
+            summary.seconds["total"] = time.monotonic() - root.scan_started
+        text = summary_text(summary) if summary is not None else "up to date"
         log.info("indexed %s: %s", root.path, text)
-        for err in summary.errors[:20]:
-            log.warning("could not index %s: %s", err.path, err.error)
-        progress.end(text)
+        if summary is not None:
+            for err in summary.errors[:20]:
+                log.warning("could not index %s: %s", err.path, err.error)
+        root.run_summary = None
+        root.end_progress(text)
+
+    def _requeue_embed(self, root: RootState, job: Job) -> None:
+        """Queue the next embedding slice; this job's waiters wait for it instead."""
+        waiters, job.waiters = job.waiters, []
+        self.submit("embed", root, waiters=waiters)
+
+    def _cancelled(self, root: RootState) -> None:
+        root.index_cancel = None
+        root.run_summary = None
+        root.state, root.last_error = "idle", "indexing was cancelled; run forge/reindex to finish it"
+        log.info("indexing %s cancelled", root.path)
+        root.end_progress("Cancelled")
 
     def _paths(self, root: RootState, paths: set[str]) -> None:
         ws = root.workspace
@@ -252,7 +410,9 @@ class IndexWorker:
         except Exception as exc:
             self._failed(root, exc, "reindex changed files in")
             return
-        root.state, root.last_error = "idle", None
+        # A save during a full scan's embedding: the scan is still running.
+        root.state = "indexing" if root.progress is not None else "idle"
+        root.last_error = None
         log.info(
             "reindexed %d changed path(s) in %s: %s", len(paths), root.name, summary_text(summary)
         )

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from indexer.globs import check_globs
+
 P = TypeVar("P", bound="RequestParams")
 
 
@@ -29,10 +31,16 @@ class SearchParams(RequestParams):
 
     query: str = Field(min_length=1, max_length=4096)
     limit: int | None = Field(default=None, ge=1, le=200)
-    languages: list[str] | None = None
+    min_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    languages: list[str] | None = Field(default=None, max_length=64)
     paths: list[str] | None = Field(
-        default=None, description="gitignore-style globs, relative to each root"
+        default=None, max_length=256, description="gitignore-style globs, relative to each root"
     )
+
+    @field_validator("paths")
+    @classmethod
+    def _usable_globs(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else check_globs(v)
 
     @field_validator("query")
     @classmethod
@@ -75,6 +83,9 @@ class ReindexParams(RequestParams):
 
     uri: str | None = None
     wait: bool = Field(default=False, description="answer only when the reindex has finished")
+    timeout_ms: int = Field(
+        default=600_000, ge=0, le=3_600_000, description="with 'wait': give up waiting after this"
+    )
 
 
 class StatusParams(RequestParams):

@@ -7,6 +7,7 @@ progress is cancellable: `window/workDoneProgress/cancel` sets the run's `Cancel
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 import uuid
@@ -22,13 +23,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: How long to wait for the client to accept a progress token before indexing without one.
+CREATE_TIMEOUT_S = 2.0
+
 
 def describe(p: Progress) -> tuple[str, int | None]:
     """Human text and percentage for a progress tick."""
     if p.phase == "discover":
         return (p.message or "looking for files", None)
-    pct = int(100 * p.files_done / p.files_total) if p.files_total else 100
-    chunks = f", {p.chunks_done}/{p.chunks_total} chunks" if p.chunks_total else ""
+    if p.phase == "embed":
+        # Storing files is fast and embedding slow: files are the first 10 %, vectors the rest.
+        pct = 10 + int(90 * p.chunks_done / p.chunks_total) if p.chunks_total else 100
+        return (f"embedding: {p.chunks_done}/{p.chunks_total} chunks", max(0, min(100, pct)))
+    pct = int(10 * p.files_done / p.files_total) if p.files_total else 10
+    chunks = f", {p.chunks_done} chunks" if p.chunks_done else ""
     return (f"{p.files_done}/{p.files_total} files{chunks}", max(0, min(100, pct)))
 
 
@@ -48,14 +56,22 @@ class IndexProgress:
         self._cancel = cancel
         self._min_interval = min_interval_s
         self._last = 0.0
+        self._phase = ""
         self.token: str | None = None
 
     def begin(self, message: str = "starting") -> None:
-        if not self._ls.client_supports_progress():
+        if not self._ls.client_supports_progress() or self._ls.progress_unanswered:
             return
         token = f"forge-indexer/{uuid.uuid4()}"
         try:
-            self._ls.run_in_loop(self._ls.work_done_progress.create_async(token), timeout_s=10)
+            self._ls.run_in_loop(
+                self._ls.work_done_progress.create_async(token), timeout_s=CREATE_TIMEOUT_S
+            )
+        except (TimeoutError, concurrent.futures.TimeoutError):
+            # A client that never answers would cost every later run this wait too.
+            self._ls.progress_unanswered = True
+            log.info("the client did not answer window/workDoneProgress/create; no progress bars")
+            return
         except Exception as exc:
             log.info(
                 "the client refused a progress token (%s); indexing without a progress bar", exc
@@ -72,9 +88,9 @@ class IndexProgress:
         if self.token is None:
             return
         now = time.monotonic()
-        if not force and now - self._last < self._min_interval:
-            return
-        self._last = now
+        if not force and p.phase == self._phase and now - self._last < self._min_interval:
+            return  # a new phase is always shown: its first numbers are news
+        self._last, self._phase = now, p.phase
         message, pct = describe(p)
         value = types.WorkDoneProgressReport(message=message, percentage=pct, cancellable=True)
         self._ls.call_soon(self._ls.work_done_progress.report, self.token, value)

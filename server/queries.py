@@ -71,6 +71,8 @@ def search(roots: list[RootState], p: SearchParams, cancel: CancelToken | None) 
         hits.extend((root, h) for h in found)
     if errors and len(errors) == len(ready):
         raise errors[0]
+    if p.min_score is not None:
+        hits = [(r, h) for r, h in hits if h.score >= p.min_score]
     hits.sort(key=lambda rh: rh[1].score, reverse=True)
     limit = limit or max(r.settings.search_limit for r, _ in ready)
     return {
@@ -135,7 +137,7 @@ def workspace_symbols(
     except IndexNotReady:
         return []
     fuzzy: list[tuple[float, types.SymbolInformation]] = []
-    semantic: list[types.SymbolInformation] = []
+    semantic: list[tuple[float, types.SymbolInformation]] = []
     for root, ws in ready:
         _check(cancel)
         try:
@@ -150,10 +152,13 @@ def workspace_symbols(
                 raise
             except ForgeError as exc:  # names still answer if meaning cannot
                 log.info("semantic symbol search in %s failed: %s", root.name, exc)
+    # Each list is merged across roots by its own score: search relevance for meanings,
+    # name-match quality for names. Meanings lead for a sentence; names follow.
     fuzzy.sort(key=lambda si: si[0], reverse=True)
+    semantic.sort(key=lambda si: si[0], reverse=True)
     seen: set[tuple[str, int]] = set()
     out: list[types.SymbolInformation] = []
-    for info in [*semantic, *(i for _, i in fuzzy)]:
+    for info in [*(i for _, i in semantic), *(i for _, i in fuzzy)]:
         key = (info.location.uri, info.location.range.start.line)
         if key not in seen:
             seen.add(key)
@@ -163,8 +168,8 @@ def workspace_symbols(
 
 def _semantic_symbols(
     root: RootState, ws: Workspace, query: str, cancel: CancelToken | None
-) -> list[types.SymbolInformation]:
-    """Search hits mapped to the symbol that encloses them (exact position from the symbols table)."""
+) -> list[tuple[float, types.SymbolInformation]]:
+    """(score, symbol) for search hits, mapped to the symbol that encloses them."""
     out = []
     for hit in ws.search(query, limit=SEMANTIC_SYMBOL_LIMIT, cancel=cancel):
         if not hit.symbol:
@@ -180,11 +185,12 @@ def _semantic_symbols(
             ),
             None,
         )
-        out.append(
+        info = (
             convert.symbol_information(root, match)
             if match
             else convert.hit_symbol_information(root, hit)
         )
+        out.append((hit.score, info))
     return out
 
 
@@ -214,6 +220,7 @@ def root_status(root: RootState) -> dict[str, Any]:
         "symbols": info.get("symbols"),
         "vectors": info.get("vectors"),
         "coverage": cov["ratio"],
+        "semanticCoverage": info.get("semantic_coverage"),
         "filesIndexed": cov["filesIndexed"],
         "filesTotal": cov["filesTotal"],
         "model": info.get("model"),

@@ -16,11 +16,13 @@ from indexer.types import Progress
 from indexer.watch import ChangeBatcher, PathFilter, WorkspaceWatcher
 
 if TYPE_CHECKING:
+    from indexer.types import IndexSummary
     from indexer.workspace import CancelToken, Workspace
+    from server.progress import IndexProgress
 
 log = logging.getLogger(__name__)
 
-State = Literal["pending", "indexing", "idle", "error"]
+State = Literal["pending", "indexing", "retrying", "idle", "error"]
 
 
 def uri_to_path(uri: str) -> Path | None:
@@ -50,11 +52,18 @@ class RootState:
     files_total: int | None = None  # indexable files found by the last full scan
     files_done: int = 0
     chunks_total: int | None = None
+    chunks_embedded: int = 0  # embedding backlog worked off by the running full scan
+    chunks_to_embed: int | None = None  # its size when the embedding began (None: not yet)
     complete: bool = False  # a full scan has finished since the folder was opened
     batcher: ChangeBatcher | None = None
     filter: PathFilter | None = None
     watcher: WorkspaceWatcher | None = None
     index_cancel: CancelToken | None = None  # the running full index, if any
+    progress: IndexProgress | None = None  # its progress bar, across its "full" and "embed" jobs
+    run_summary: IndexSummary | None = None  # what it did so far
+    scan_started: float = 0.0  # time.monotonic() when it began
+    open_attempts: int = 0  # failed attempts to open the index in a row (backoff)
+    retry_timer: threading.Timer | None = None
     closed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -71,17 +80,43 @@ class RootState:
     def note_progress(self, p: Progress) -> None:
         if p.phase == "discover":
             return
+        if p.phase == "embed":
+            # Each embedding slice reports (done in this slice, backlog when it began).
+            if self.chunks_to_embed is None:
+                self.chunks_to_embed = p.chunks_total
+            self.chunks_embedded = max(0, self.chunks_to_embed - (p.chunks_total - p.chunks_done))
+            return
         self.files_total, self.files_done, self.chunks_total = (
             p.files_total,
             p.files_done,
             p.chunks_total,
         )
 
-    def finish_full_scan(self) -> None:
+    def files_scanned(self) -> None:
+        """Phase 1 of a full scan is done: every file is stored (embedding may still run)."""
         if self.files_total is not None:
             self.files_done = self.files_total
+        self.chunks_embedded, self.chunks_to_embed = 0, None
+
+    def finish_full_scan(self) -> None:
+        self.files_scanned()
         self.complete = True
         self.last_indexed = time.time()
+
+    def end_progress(self, message: str) -> None:
+        """Close the running full scan's progress bar, if any."""
+        progress, self.progress = self.progress, None
+        if progress is not None:
+            progress.end(message)
+
+    def semantic_ratio(self) -> float:
+        """Share of the stored chunks that have a vector, as far as this scan knows."""
+        if self.complete:
+            return 1.0
+        total = self.chunks_to_embed
+        if not total:
+            return 0.0
+        return round(min(1.0, self.chunks_embedded / total), 3)
 
     def coverage(self) -> dict[str, Any]:
         """How much of this root the index covers right now."""
@@ -91,6 +126,7 @@ class RootState:
             "filesIndexed": self.files_done,
             "filesTotal": total,
             "ratio": ratio,
+            "semantic": self.semantic_ratio(),
             "complete": self.complete,
         }
 
@@ -153,6 +189,7 @@ def coverage_of(roots: list[RootState]) -> dict[str, Any]:
         "filesIndexed": done,
         "filesTotal": total,
         "ratio": ratio,
+        "semantic": min((r.semantic_ratio() for r in roots), default=0.0),
         "complete": complete,
         "indexing": [r.uri for r in roots if r.state == "indexing"],
     }

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import cattrs
 from lsprotocol import types
 from pygls.capabilities import get_capability
-from pygls.exceptions import FeatureRequestError, JsonRpcException
+from pygls.exceptions import FeatureRequestError
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import (
     JsonRPCNotification,
@@ -54,23 +54,38 @@ class _Answered:
 
 
 class ForgeProtocol(LanguageServerProtocol):
-    """Answers requests whose params do not fit the LSP types instead of dropping them."""
+    """Structures incoming messages itself, so that bad params get a one-line answer.
+
+    pygls answers a request without a `params` member (which JSON-RPC allows) with
+    "Internal Error", and logs a full traceback for any message whose params do not fit
+    the LSP types. Here a missing `params` is read as null, a request that still does not
+    fit gets -32602 naming the problem, and a bad notification is dropped with one log line.
+    """
 
     def structure_message(self, data: dict[str, Any]) -> Any:
-        try:
+        if not (isinstance(data, dict) and "jsonrpc" in data and "method" in data) or "error" in data:
             return super().structure_message(data)
-        except JsonRpcException as exc:
-            if not (isinstance(data, dict) and "id" in data and "method" in data):
-                raise
-            cause = exc.__cause__
+        method = data["method"]
+        if "params" not in data:
+            data = {**data, "params": None}
+        cls = self.get_message_type(method) or (
+            JsonRPCRequestMessage if "id" in data else JsonRPCNotification
+        )
+        try:
+            return self._converter.structure(data, cls)
+        except Exception as exc:
             detail = (
-                "; ".join(cattrs.transform_error(cause))
-                if isinstance(cause, cattrs.BaseValidationError)
-                else str(exc)
+                "; ".join(cattrs.transform_error(exc))
+                if isinstance(exc, cattrs.BaseValidationError)
+                else f"{type(exc).__name__}: {exc}"
             )
+            if "id" not in data:
+                log.warning("ignored a %s notification with invalid params: %s", method, detail)
+                return _Answered()
+            log.info("invalid params for %s: %s", method, detail)
             error = types.ResponseError(
                 code=-32602,
-                message=f"Invalid params for {data['method']}: {detail}",
+                message=f"Invalid params for {method}: {detail}",
                 data={"kind": "InvalidParams"},
             )
             self._send_response(data["id"], error=error)
@@ -123,6 +138,7 @@ class ForgeLanguageServer(LanguageServer):
         self._loop_thread: int | None = None
         self._shown: set[str] = set()
         self._closed = False
+        self.progress_unanswered = False  # the client ignored window/workDoneProgress/create
         self.log_handler = LspLogHandler(self)
         # Injected in unit tests; by default the real facade, imported when first needed
         # (it loads chromadb, and llama.cpp later: never before stdout is moved away).
@@ -220,6 +236,8 @@ class ForgeLanguageServer(LanguageServer):
         for root in self.roots.all():
             stop_changes(root)
             root.closed = True
+            if root.retry_timer is not None:
+                root.retry_timer.cancel()
         self.worker.stop()
         for root in self.roots.all():
             ws, root.workspace = root.workspace, None

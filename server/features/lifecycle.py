@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -67,9 +68,9 @@ def register(ls: ForgeLanguageServer) -> None:
             token.cancel()
 
     @ls.feature(types.SHUTDOWN)
-    def shutdown(ls: ForgeLanguageServer, params: None) -> None:
-        """Stop watchers and indexing, close every index."""
-        ls.close_all()
+    async def shutdown(ls: ForgeLanguageServer, params: None) -> None:
+        """Stop watchers and indexing, close every index (joins threads: off the event loop)."""
+        await asyncio.to_thread(ls.close_all)
 
 
 async def _register_dynamic(ls: ForgeLanguageServer) -> None:

@@ -66,8 +66,12 @@ async def _reindex(ls: ForgeLanguageServer, raw: Any) -> dict[str, Any]:
             else ls.worker.submit("paths", root, {rel})
         ]
         scheduled = [p.uri]
-    if p.wait:
-        loop = asyncio.get_running_loop()
-        for event in events:
-            await loop.run_in_executor(ls.queries, event.wait)
-    return {"scheduled": scheduled, "done": p.wait}
+    if not p.wait:
+        return {"scheduled": scheduled, "done": False}
+    # Awaited on the event loop: waiting holds no query thread, and $/cancelRequest works.
+    deadline = asyncio.get_running_loop().time() + p.timeout_ms / 1000
+    done = True
+    for event in events:
+        left = max(0.0, deadline - asyncio.get_running_loop().time())
+        done = await event.wait_async(left) and done
+    return {"scheduled": scheduled, "done": done}

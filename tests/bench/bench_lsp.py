@@ -1,12 +1,14 @@
 """LSP latency and memory, measured over a real stdio connection to `python -m server`.
 
     python tests/bench/bench_lsp.py                      # the two-root fixture
-    python tests/bench/bench_lsp.py --synthetic-files 2000 --functions 5
-                                                         # + a generated workspace (RSS at scale)
+    python tests/bench/bench_lsp.py --synthetic 200x5 --synthetic 5000x10
+                                                         # + generated workspaces (FILESxFUNCTIONS)
 
-Prints: initial indexing time; save-to-searchable latency p50/p95 (didSave of a file
-with a new function → first forge/search that returns it, default debounce 300 ms);
-workspace/symbol and forge/search latency p50/p95; server RSS after indexing.
+Prints, per workspace: time from `initialized` to the first useful answer (a
+forge/search that returns hits, and one whose top hit is a semantic match) and to the
+end of indexing; server RSS after indexing; workspace/symbol and forge/search latency
+p50/p95; save-to-searchable latency p50/p95 (didSave of a file with a new function →
+first forge/search that returns it, default debounce 300 ms).
 """
 
 from __future__ import annotations
@@ -142,6 +144,20 @@ async def measure(roots: tuple[str, ...], ws: Path, state: Path, rounds: int) ->
     pid = client._server.pid  # type: ignore[union-attr]
     t0 = time.monotonic()
     await client.initialize_session(init_params(ws, roots=roots))
+    first_hit = first_semantic = None
+    probe = "return the parsed configuration record"
+    while first_semantic is None:
+        try:
+            result = await call(client, "forge/search", {"query": probe, "limit": 3})
+        except Exception:
+            result = {"results": [], "coverage": {"semantic": 0.0}}
+        if result["results"] and first_hit is None:
+            first_hit = time.monotonic() - t0
+        if result["results"] and result["coverage"].get("semantic", 0) > 0:
+            first_semantic = time.monotonic() - t0
+        await asyncio.sleep(0.05)
+    print(f"first forge/search with hits {first_hit:.1f} s after initialize "
+          f"(with some semantic coverage: {first_semantic:.1f} s)")
     status = await wait_indexed(client, roots=len(roots), timeout=7200)
     files = sum(r["files"] for r in status["roots"])
     chunks = sum(r["chunks"] for r in status["roots"])
@@ -191,19 +207,22 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--rounds", type=int, default=20, help="save-to-searchable rounds")
-    ap.add_argument("--synthetic-files", type=int, default=0)
-    ap.add_argument("--functions", type=int, default=5, help="functions per synthetic file")
+    ap.add_argument("--synthetic", action="append", default=[], metavar="FILESxFUNCTIONS",
+                    help="also measure a generated workspace, e.g. 5000x10 (repeatable)")
+    ap.add_argument("--skip-fixture", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="forge-bench-") as tmp:
         base = Path(tmp)
-        ws = copy_workspace(base)
-        print("== two-root fixture (fixtures/lsp_ws)")
-        asyncio.run(measure(("root_a", "root_b"), ws, base / "state", args.rounds))
-        if args.synthetic_files:
-            syn = base / "syn"
-            synthesize(syn / "big", args.synthetic_files, args.functions)
-            print(f"== synthetic: {args.synthetic_files} files x {args.functions} functions")
-            asyncio.run(measure(("big",), syn, base / "state-syn", args.rounds))
+        if not args.skip_fixture:
+            ws = copy_workspace(base)
+            print("== two-root fixture (fixtures/lsp_ws)")
+            asyncio.run(measure(("root_a", "root_b"), ws, base / "state", args.rounds))
+        for spec in args.synthetic:
+            files, functions = (int(x) for x in spec.lower().split("x"))
+            syn = base / f"syn-{spec}"
+            synthesize(syn / "big", files, functions)
+            print(f"== synthetic: {files} files x {functions} functions")
+            asyncio.run(measure(("big",), syn, base / f"state-{spec}", args.rounds))
 
 
 if __name__ == "__main__":

@@ -102,6 +102,15 @@ async def raw_request(client: LanguageClient, method: str, params: Any) -> Any:
     return plain(await asyncio.wrap_future(future))
 
 
+async def raw_request_without_params(client: LanguageClient, method: str) -> Any:
+    """A request with no "params" member at all (JSON-RPC allows it; typed clients never send it)."""
+    msg_id = f"raw-{uuid.uuid4()}"
+    future: Future[Any] = Future()
+    client.protocol._request_futures[msg_id] = future
+    await _write_raw(client, {"jsonrpc": "2.0", "id": msg_id, "method": method})
+    return plain(await asyncio.wrap_future(future))
+
+
 async def raw_notify(client: LanguageClient, method: str, params: Any) -> None:
     await _write_raw(client, {"jsonrpc": "2.0", "method": method, "params": params})
 
@@ -135,19 +144,36 @@ async def eventually(
         await asyncio.sleep(every)
 
 
+class RootFailed(AssertionError):
+    """A root went to state "error": waiting longer cannot help."""
+
+
 async def wait_indexed(
-    client: LanguageClient, roots: int = 2, timeout: float = 120.0
+    client: LanguageClient, roots: int = 2, timeout: float = 120.0, every: float = 0.1
 ) -> dict[str, Any]:
-    """Wait until `roots` roots are open and fully indexed; return the final status."""
+    """Wait until `roots` roots are open and fully indexed; return the final status.
+
+    Fails at once, with the server's `lastError`, when a root is in state "error".
+    """
     status: dict[str, Any] = {}
 
     async def ready() -> bool:
         nonlocal status
         status = await call(client, "forge/status")
         rs = status["roots"]
+        failed = [r for r in rs if r["state"] == "error"]
+        if failed:
+            raise RootFailed(
+                "; ".join(f"{r['name']} is in error: {r['lastError']}" for r in failed)
+            )
         return len(rs) == roots and all(r["state"] == "idle" and r["coverage"] == 1.0 for r in rs)
 
-    await eventually(ready, timeout=timeout, every=0.1)
+    try:
+        await eventually(ready, timeout=timeout, every=every)
+    except RootFailed:
+        raise
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last forge/status: {json.dumps(status)}") from None
     return status
 
 

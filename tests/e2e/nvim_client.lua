@@ -42,6 +42,7 @@ local function run()
     if r and r.result then
       local ready = #r.result.roots == 2
       for _, root in ipairs(r.result.roots) do
+        assert(root.state ~= "error", "root " .. root.name .. " is in error: " .. tostring(root.lastError))
         ready = ready and root.state == "idle" and root.coverage == 1
       end
       if ready then

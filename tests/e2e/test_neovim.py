@@ -29,10 +29,8 @@ def doc_commands(dest: Path) -> Path:
     return dest
 
 
-@pytest.mark.skipif(
-    NVIM is None, reason="Neovim is not installed (apt-get install -y neovim; tests/run.sh does it)"
-)
 def test_neovim_gets_symbols_and_search_results(tmp_path: Path) -> None:
+    assert NVIM is not None, "Neovim is not installed: apt-get install -y neovim (tests/run.sh does it)"
     ws = copy_workspace(tmp_path)
     out = tmp_path / "nvim.json"
     env = {

@@ -32,40 +32,47 @@ def cli(*args: str, state: Path, timeout: int = 900) -> subprocess.CompletedProc
                           capture_output=True, text=True, timeout=timeout)
 
 
-def chunk_count(state: Path) -> int:
+def row_count(state: Path, table: str) -> int:
     dbs = list(state.glob("workspaces/*/index.sqlite"))
     if not dbs:
         return 0
     try:
         with sqlite3.connect(f"file:{dbs[0]}?mode=ro", uri=True, timeout=1) as conn:
-            return int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
     except sqlite3.Error:
         return 0
 
 
-@pytest.mark.parametrize("kill_after_chunks", [1, 400])
-def test_kill_9_then_rerun_repairs(tmp_path: Path, kill_after_chunks: int) -> None:
+@pytest.mark.parametrize(
+    ("table", "kill_after"),
+    # Phase 1 (chunks being stored) and phase 2 (vectors being embedded and pushed to Chroma).
+    [("chunks", 1), ("vectors", 300)],
+)
+def test_kill_9_then_rerun_repairs(tmp_path: Path, table: str, kill_after: int) -> None:
     ws = big_workspace(tmp_path / "ws")
     state = tmp_path / "state"
     proc = subprocess.Popen([sys.executable, "-m", "indexer.cli", "index", str(ws), "--state-dir", str(state)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None and chunk_count(state) < kill_after_chunks:
+    while time.time() < deadline and proc.poll() is None and row_count(state, table) < kill_after:
         time.sleep(0.05)
     assert proc.poll() is None, "indexing finished before it could be killed; use a bigger workspace"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    partial = chunk_count(state)
-    assert partial >= kill_after_chunks
+    partial_chunks, partial_vectors = row_count(state, "chunks"), row_count(state, "vectors")
+    assert row_count(state, table) >= kill_after
 
     rerun = cli("index", str(ws), "--json", state=state)
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout)
     assert summary["errors"] == []
     assert summary["files_unchanged"] >= 1  # work done before the kill was kept
+    if table == "vectors":  # vectors embedded before the kill were not embedded again
+        assert partial_vectors >= kill_after and summary["chunks_embedded"] <= partial_chunks - partial_vectors
 
     status = json.loads(cli("status", "-w", str(ws), "--json", state=state).stdout)
-    assert status["vectors"] == status["chunks"] > partial
+    assert status["vectors"] == status["chunks"] >= partial_chunks
+    assert status["semantic_coverage"] == 1.0
 
     # Exact agreement of ids, and no chunk without a cached vector.
     from indexer.settings import Settings

