@@ -338,7 +338,7 @@ def embed_pending(
     while True:
         if cancel is not None and cancel.cancelled:
             raise Cancelled("Indexing was cancelled; what was indexed so far is kept.")
-        page, cursor = ctx.store.sql.pending_texts(EMBED_PAGE, paths, cursor)
+        page, cursor = ctx.store.sql.pending_texts(EMBED_PAGE, paths, cursor)  # module-level: tunable
         if not page:
             return 0
         t = time.perf_counter()
