@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 TOKEN_BUDGET = 512
 MAX_SEQS_PER_BATCH = 64
 _TOKEN_CACHE_SIZE = 4096  # count_tokens results reused by embed_documents
+_QUERY_CACHE_SIZE = 256  # recent query vectors
 
 # ggml log levels: 1 debug, 2 info, 3 warn, 4 error, 5 continues the previous line.
 # Info is load chatter (hundreds of lines per model): demoted to DEBUG.
@@ -185,6 +186,8 @@ class LlamaEmbedder:
         self._queries_waiting = 0
         self._tok_buf = (llama.llama_token * 1024)()
         self._token_cache: OrderedDict[str, tuple[npt.NDArray[np.int32], int]] = OrderedDict()
+        self._query_cache: OrderedDict[str, Vectors] = OrderedDict()
+        self._query_cache_lock = threading.Lock()
         self._head, self._tail = self._special_wrapping()
         self._model_id: str | None = None
 
@@ -315,8 +318,20 @@ class LlamaEmbedder:
         return self._embed([self.tokens(prefix + t) for t in texts], priority=False)
 
     def embed_query(self, text: str) -> Vectors:
+        # Cached: one search over several roots, a context request that searches twice,
+        # or a user repeating a query all embed the same text.
+        with self._query_cache_lock:
+            hit = self._query_cache.get(text)
+            if hit is not None:
+                self._query_cache.move_to_end(text)
+                return hit
         ids = self.tokens(self.spec.query_prefix + text)
         result: Vectors = self._embed([ids], priority=True)[0]
+        result.flags.writeable = False  # shared through the cache
+        with self._query_cache_lock:
+            self._query_cache[text] = result
+            if len(self._query_cache) > _QUERY_CACHE_SIZE:
+                self._query_cache.popitem(last=False)
         return result
 
     # ----------------------------------------------------------------------------------

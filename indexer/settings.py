@@ -68,7 +68,7 @@ class Settings(BaseModel):
     search_limit: int = Field(default=10, ge=1, le=200, description="Default number of search results.")
     context_budget: int = Field(default=2048, ge=64, le=200_000, description="Default token budget for context.")
     # --- daemon ----------------------------------------------------------------------
-    debounce_ms: int = Field(default=300, ge=0, le=60_000, description="Delay before a changed file is reindexed.")
+    debounce_ms: int = Field(default=300, ge=0, le=60_000, description="Quiet time before files changed outside the editor are reindexed (a save waits at most 50 ms).")
     watch: bool = Field(default=True, description="Watch the workspace for changes made outside the editor.")
 
 

@@ -91,6 +91,10 @@ class _Pending:
     settled: bool  # the writer said it is done (didSave): later watcher echoes do not delay it
 
 
+#: Delay after an editor's save (didSave) before the file is reindexed (at most `delay`).
+SAVE_DELAY_S = 0.05
+
+
 class ChangeBatcher:
     """Per-path debounce: collects paths and calls `on_batch` from its own thread."""
 
@@ -134,9 +138,11 @@ class ChangeBatcher:
         with self._cond:
             entry = self._pending.get(path)
             if settled:
-                # A save: (re)start the debounce from now, and ignore the watcher's echoes.
+                # A save: the editor says the write is complete, so there is nothing to wait
+                # out but a burst of saves (save-all, autosave): a short delay, restarted by
+                # each save; the watcher's echoes of the same write are ignored.
                 self._pending[path] = _Pending(
-                    now + self._delay, entry.first_seen if entry else now, True
+                    now + min(self._delay, SAVE_DELAY_S), entry.first_seen if entry else now, True
                 )
             elif entry is None:
                 self._pending[path] = _Pending(now + self._delay, now, False)
