@@ -150,7 +150,8 @@ class _Run:
         """Files to look at, and indexed paths that must go. Records skips and errors."""
         t = time.perf_counter()
         ctx, s = self.ctx, self.summary
-        known = ctx.store.sql.file_records()
+        rels = None if paths is None else [r for r in (_relative(ctx.root, p) for p in paths) if r]
+        known = ctx.store.sql.file_records(rels)  # a save reads its own row, not every file's
         candidates: list[SourceFile] = []
         gone: list[str] = []
         if paths is None:
@@ -186,7 +187,7 @@ class _Run:
         started = time.perf_counter()
         self._tick("discover", "Looking for files")
         candidates, gone = self.select(paths)
-        known = ctx.store.sql.file_records()
+        known = ctx.store.sql.file_records(None if paths is None else [f.path for f in candidates])
         todo: list[SourceFile] = []
         for f in candidates:
             rec = known.get(f.path)

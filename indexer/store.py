@@ -193,9 +193,18 @@ class SqliteState:
                 conn.execute(f"DELETE FROM {table}")
 
     # -- reads ----------------------------------------------------------------------
-    def file_records(self) -> dict[str, FileRecord]:
-        rows = self.conn.execute("SELECT path, sha256, size, mtime_ns, language FROM files")
-        return {r[0]: FileRecord(*r) for r in rows}
+    def file_records(self, paths: Sequence[str] | None = None) -> dict[str, FileRecord]:
+        """Every indexed file's record, or only those of `paths`."""
+        q = "SELECT path, sha256, size, mtime_ns, language FROM files"
+        if paths is None:
+            return {r[0]: FileRecord(*r) for r in self.conn.execute(q)}
+        out: dict[str, FileRecord] = {}
+        batch = list(dict.fromkeys(paths))
+        for i in range(0, len(batch), 500):
+            part = batch[i : i + 500]
+            rows = self.conn.execute(f"{q} WHERE path IN ({','.join('?' * len(part))})", part)
+            out.update((r[0], FileRecord(*r)) for r in rows)
+        return out
 
     def chunk_ids_for(self, path: str) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT id FROM chunks WHERE path=?", (path,))}
@@ -249,12 +258,14 @@ class SqliteState:
         """
         where = "c.rowid > ? AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.text_hash = c.text_hash)"
         args: list[Any] = [after_rowid]
+        order = "c.rowid"
         if paths is not None:
             if not paths:
                 return [], after_rowid
             where += f" AND c.path IN ({','.join('?' * len(paths))})"
             args += list(paths)
-        q = f"SELECT c.rowid, c.text_hash, c.text, c.tokens FROM chunks c WHERE {where} ORDER BY c.rowid LIMIT ?"
+            order = "+c.rowid"  # '+': sort the few rows the path index finds, never scan by rowid
+        q = f"SELECT c.rowid, c.text_hash, c.text, c.tokens FROM chunks c WHERE {where} ORDER BY {order} LIMIT ?"
         out: dict[str, tuple[str, str, int]] = {}
         last = after_rowid
         for rowid, h, text, tokens in self.conn.execute(q, [*args, limit * 2]):
