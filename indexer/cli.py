@@ -145,13 +145,11 @@ def search(
                 except OSError as exc:
                     raise ForgeError(f"cannot read --queries file: {exc}") from exc
                 for q in filter(None, lines):
-                    hits = ws.search(q, limit=k, languages=lang, paths=path_glob, mode=mode)
-                    hits = [h for h in hits if h.score >= min_score]  # hits come best first
+                    hits = ws.search(q, limit=k, languages=lang, paths=path_glob, mode=mode, min_score=min_score)
                     typer.echo(json.dumps({"query": q, "results": [_hit_json(h) for h in hits]}))
                 return
             assert query is not None
-            hits = ws.search(query, limit=k, languages=lang, paths=path_glob, mode=mode)
-            hits = [h for h in hits if h.score >= min_score]
+            hits = ws.search(query, limit=k, languages=lang, paths=path_glob, mode=mode, min_score=min_score)
     except ForgeError as exc:
         raise _fail(str(exc)) from None
     if json_out:

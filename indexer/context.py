@@ -18,6 +18,7 @@ from indexer.store import IndexStore
 from indexer.types import ContextResult, SearchHit, Snippet
 
 _CANDIDATES = 40
+_MIN_HEAD = 48  # tokens: a trimmed snippet smaller than this is not worth its header
 
 
 @dataclass(slots=True)
@@ -67,8 +68,28 @@ def merge(hits: Sequence[SearchHit]) -> list[_Span]:
     return spans
 
 
+def _head(span: _Span, room: int, count_tokens: Callable[[str], int]) -> tuple[str, int, int] | None:
+    """(text, end line, tokens) of the longest head of `span` that fits `room` tokens."""
+    lines = span.text().split("\n")
+    while lines:
+        text = "\n".join(lines)
+        end = span.start + len(lines) - 1
+        tokens = count_tokens(f"{span.path}:{span.start}-{end}\n{text}")
+        if tokens <= room:
+            return text, end, tokens
+        if len(lines) == 1:
+            return None
+        lines = lines[: max(1, len(lines) * 3 // 4)]
+    return None
+
+
 def pack(spans: Sequence[_Span], budget: int, count_tokens: Callable[[str], int]) -> ContextResult:
-    """Greedy by score: take each snippet that still fits; trim the first one to fit if needed."""
+    """Greedy by score: take each snippet that still fits.
+
+    A snippet that does not fit keeps its head when that still leaves a useful piece
+    (`_MIN_HEAD` tokens or more; always for the best one): hits are whole functions now,
+    and a function's signature and first lines say most of what it does.
+    """
     chosen: list[Snippet] = []
     used = 0
     seen: set[str] = set()
@@ -80,16 +101,12 @@ def pack(spans: Sequence[_Span], budget: int, count_tokens: Callable[[str], int]
         seen.add(digest)
         tokens = count_tokens(f"{span.path}:{span.start}-{span.end}\n{text}")
         end = span.end
-        if used + tokens > budget and not chosen:
-            # The best snippet alone is over budget: keep its head rather than return nothing.
-            lines = text.split("\n")
-            while len(lines) > 1 and used + tokens > budget:
-                lines = lines[: max(1, len(lines) * 3 // 4)]
-                text = "\n".join(lines)
-                end = span.start + len(lines) - 1
-                tokens = count_tokens(f"{span.path}:{span.start}-{end}\n{text}")
         if used + tokens > budget:
-            continue
+            room = budget - used
+            head = _head(span, room, count_tokens) if (not chosen or room >= _MIN_HEAD) else None
+            if head is None:
+                continue
+            text, end, tokens = head
         chosen.append(Snippet(span.path, span.start, end, text, round(span.score, 4), tokens))
         used += tokens
     return ContextResult(tuple(chosen), used, budget)

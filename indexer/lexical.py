@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Boundaries inside identifiers: lower→Upper, UPPER→Upper+lower (HTTPServer → HTTP Server), digits.
 _PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
@@ -24,6 +25,30 @@ _QUERY_STOPWORDS = frozenset(
 def split_identifier(word: str) -> list[str]:
     """`getUserName` → ['get', 'user', 'name']; `HTTP_server2` → ['http', 'server', '2']."""
     return [p.lower() for part in word.split("_") if part for p in _PARTS.findall(part)]
+
+
+def embed_text(text: str) -> str:
+    """`text` with every compound identifier written as words, for the embedder.
+
+    The model's WordPiece vocabulary knows English words, not `parseHttpDate`: written as
+    `parse http date`, code lands much closer to a sentence describing it. Chunks and
+    queries both go through this, so an identifier typed in a query still meets its code.
+    """
+    return IDENTIFIER.sub(_words, text)
+
+
+def _words(m: re.Match[str]) -> str:
+    parts = split_identifier(m.group(0))
+    return " ".join(parts) if len(parts) > 1 else m.group(0)
+
+
+def query_words(query: str) -> list[str]:
+    """The meaningful lower-case terms of a query (stopwords and 1-letter terms dropped)."""
+    seen: dict[str, None] = {}
+    for term in terms(query):
+        if term not in _QUERY_STOPWORDS and len(term) >= 2:
+            seen.setdefault(term, None)
+    return list(seen)
 
 
 def terms(text: str) -> list[str]:
@@ -48,12 +73,8 @@ def match_expression(query: str) -> str | None:
 
     Returns None when the query has no usable term (only stopwords or punctuation).
     """
-    seen: dict[str, None] = {}
-    for term in terms(query):
-        if term in _QUERY_STOPWORDS or len(term) < 2:
-            continue
-        seen.setdefault(term, None)
-    if not seen:
+    words = query_words(query)
+    if not words:
         return None
     # Quoting makes every term a literal string: no FTS5 syntax can leak in from a query.
-    return " OR ".join(f'"{t}"' for t in seen)
+    return " OR ".join(f'"{t}"' for t in words)

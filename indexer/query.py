@@ -1,31 +1,58 @@
-"""Hybrid search: vector (Chroma) and lexical (SQLite FTS5/BM25) results fused by RRF.
+"""Hybrid search: vector (Chroma) and lexical (SQLite FTS5) candidates, scored as a relevance.
 
-Reciprocal-rank fusion needs no score calibration between the two retrievers, which is
-why it is the usual choice; weights let the vector side lead. Hits whose chunk is no longer
-in SQLite (a vector written just before a crash, say) are dropped: SQLite is the truth.
+1. Candidates: the nearest chunks by cosine (Chroma) and the best by BM25 (FTS5), with the
+   language and path filters applied inside both retrievers, so filters are exact.
+2. Evidence for every candidate, whichever side found it: its raw cosine to the query
+   (recomputed from the cached vector, so a lexical-only candidate has one too), its BM25
+   normalised by the query's total IDF (comparable between short and long queries), how
+   much of its symbol name the query says, and its file's role (tests, examples,
+   fixtures, generated code, vendored code, prose).
+3. Score: a logistic model of those features (`indexer.ranking`), fitted offline on the
+   development benchmark's tune split, so a score is an estimate of "this is what the
+   query asks for" in [0, 1] and means the same for every query. Hits are ordered by it
+   and `min_score` drops those below a floor.
+
+`mode="vector"` and `mode="lexical"` keep one retriever and rank by its own evidence
+(cosine, BM25), scored by the same kind of one-feature calibration. Hits whose chunk is
+no longer in SQLite (a vector written just before a crash, say) are dropped: SQLite is
+the truth.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pathspec
 
-from indexer import lexical
+from indexer import lexical, ranking
 from indexer.errors import Cancelled, InvalidQuery
+from indexer.globs import check_globs
 from indexer.protocols import Cancellable, Embedder
 from indexer.store import IndexStore
 from indexer.types import SearchHit
 
 RRF_K = 60
 MAX_LIMIT = 200
+CANDIDATES = 60  # per retriever; more only helped below the tenth rank
 _PATH_IN_LIMIT = 500  # above this many matching files, filter after retrieval instead of in Chroma
+_BM25 = "bm25(5.0, 2.0, 1.0)"  # FTS5 column weights: symbol, path, text
+_WIDEN = 8  # a filtered vector query first fetches this many times more, unfiltered
+_LEXICAL_DEPTH = 300  # BM25 is read for this many lexical matches (candidates are fewer)
+_EXACT_BM25_UP_TO = 20_000  # chunks; see candidates()
+_DF_CACHE_TERMS = 50_000
+_DF_CACHE: dict[int, tuple[str | None, int, dict[str, int]]] = {}
+_COMMON_SHARE = 0.05  # see _selective
+_COMMON_MIN = 2000
 
 
 @dataclass(frozen=True, slots=True)
 class Weights:
+    """Kept for callers of the RRF era; the fused score no longer uses them."""
+
     vector: float = 1.0
     lexical: float = 1.0
 
@@ -47,7 +74,17 @@ def validate(query: object, limit: object, languages: object, paths: object) -> 
     globs = paths or []
     if not isinstance(globs, list) or not all(isinstance(x, str) and x for x in globs):
         raise InvalidQuery("'paths' must be a list of glob patterns, e.g. [\"src/**/*.py\"].")
+    try:
+        check_globs(globs)
+    except ValueError as exc:
+        raise InvalidQuery(f"'paths': {exc}.") from None
     return query.strip(), limit, [x.lower() for x in langs], globs
+
+
+def _check_floor(min_score: object) -> float:
+    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0.0 <= min_score <= 1.0:
+        raise InvalidQuery(f"'min_score' must be a number from 0 to 1, got {min_score!r}.")
+    return float(min_score)
 
 
 def matching_paths(store: IndexStore, globs: Sequence[str]) -> set[str]:
@@ -60,72 +97,228 @@ def matching_paths(store: IndexStore, globs: Sequence[str]) -> set[str]:
     return {p for (p,) in rows if spec.match_file(p)}
 
 
-def _lexical(store: IndexStore, query: str, n: int, langs: list[str], allowed: set[str] | None) -> list[str]:
-    expr = lexical.match_expression(query)
-    if expr is None:
-        return []
-    sql = (
-        "SELECT c.id FROM chunks_fts f JOIN chunks c ON c.rowid = f.rowid "
-        "WHERE chunks_fts MATCH ?"
-    )
-    args: list[Any] = [expr]
+def _filters(column: str, langs: list[str], allowed: set[str] | None) -> tuple[str, list[Any]]:
+    sql, args = "", []
     if langs:
-        sql += f" AND c.language IN ({','.join('?' * len(langs))})"
+        sql += f" AND {column}language IN ({','.join('?' * len(langs))})"
         args += langs
     if allowed is not None and len(allowed) <= _PATH_IN_LIMIT:
-        sql += f" AND c.path IN ({','.join('?' * len(allowed))})"
+        sql += f" AND {column}path IN ({','.join('?' * len(allowed))})"
         args += sorted(allowed)
+    return sql, args
+
+
+def _lexical(
+    store: IndexStore, words: list[str], n: int, langs: list[str], allowed: set[str] | None,
+    only: Sequence[int] = (),
+) -> dict[str, float]:
+    """{chunk id: -bm25} for the best `n` lexical matches (or for exactly the rowids `only`)."""
+    if not words:
+        return {}
+    # Quoting makes every term a literal string: no FTS5 syntax can leak in from a query.
     # Column weights: a hit in the symbol name counts most, then the path, then the body.
-    sql += " ORDER BY bm25(chunks_fts, 5.0, 2.0, 1.0) LIMIT ?"
-    args.append(n)
-    return [r[0] for r in store.sql.conn.execute(sql, args)]
+    args: list[Any] = [" OR ".join(f'"{t}"' for t in words)]
+    more, more_args = _filters("c.", langs, allowed)
+    if only:
+        inner = (f"SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? AND rank MATCH '{_BM25}' "
+                 f"AND rowid IN ({','.join('?' * len(only))})")
+        args += list(only)
+        sql = f"SELECT c.id, f.rank FROM ({inner}) f JOIN chunks c ON c.rowid = f.rowid"
+    elif not more:  # rank inside FTS5 first, join only the winners
+        inner = f"SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? AND rank MATCH '{_BM25}' ORDER BY rank LIMIT ?"
+        args.append(n)
+        sql = f"SELECT c.id, f.rank FROM ({inner}) f JOIN chunks c ON c.rowid = f.rowid ORDER BY f.rank"
+    else:
+        sql = (f"SELECT c.id, f.rank FROM chunks_fts f JOIN chunks c ON c.rowid = f.rowid "
+               f"WHERE chunks_fts MATCH ? AND f.rank MATCH '{_BM25}'{more} ORDER BY f.rank LIMIT ?")
+        args += [*more_args, n]
+    return {cid: -float(b) for cid, b in store.sql.conn.execute(sql, args)}
+
+
+def _document_frequencies(store: IndexStore, words: list[str]) -> tuple[int, dict[str, int]]:
+    """(number of chunks, {term: chunks containing it}) from the FTS index itself.
+
+    Cached per index version (the `last_indexed` stamp every write sets): at 100k chunks
+    the count and the vocabulary lookups are a fifth of a query's time.
+    """
+    conn = store.sql.conn
+    version = (id(store), store.sql.get_meta("last_indexed"))
+    cache = _DF_CACHE.get(version[0])
+    if cache is None or cache[0] != version[1]:
+        (total,) = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()
+        cache = (version[1], total, {})
+        _DF_CACHE[version[0]] = cache
+    _, total, known = cache
+    todo = [w for w in words if w not in known]
+    if todo:
+        if len(known) + len(todo) > _DF_CACHE_TERMS:
+            known.clear()
+        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.forge_fts_vocab USING fts5vocab(main, chunks_fts, row)")
+        for w in todo:  # one equality lookup per term: fts5vocab answers those from the index directly
+            row = conn.execute("SELECT doc FROM temp.forge_fts_vocab WHERE term = ?", (w,)).fetchone()
+            known[w] = row[0] if row else 0
+    return total, {w: known[w] for w in words}
+
+
+def _idf_mass(total: int, df: dict[str, int]) -> float:
+    """Sum of the query terms' IDF, as FTS5's BM25 computes it: the most BM25 can reach per
+    unit of term frequency, so BM25 / this is comparable between queries."""
+    mass = sum(max(1e-6, math.log((total - n + 0.5) / (n + 0.5))) for n in df.values())
+    return max(mass, 1.0)
+
+
+def _selective(total: int, df: dict[str, int]) -> list[str]:
+    """The query terms worth a posting-list scan.
+
+    In a large index a term found in more than `_COMMON_SHARE` of all chunks (and more than
+    `_COMMON_MIN` of them) carries almost no BM25 weight but costs most of the query's time,
+    so it is left out of the lexical query, as search engines' "common terms" queries do.
+    Small indexes keep every term.
+    """
+    limit = max(_COMMON_MIN, int(total * _COMMON_SHARE))
+    kept = [w for w, n in df.items() if n <= limit]
+    if not kept and df:
+        kept = [min(df, key=lambda w: df[w])]
+    return kept
 
 
 def _vector(
-    store: IndexStore, embedder: Embedder, query: str, n: int, langs: list[str], allowed: set[str] | None
+    store: IndexStore, qvec: np.ndarray, n: int, langs: list[str], allowed: set[str] | None
 ) -> list[str]:
+    """Nearest chunk ids, filters applied exactly.
+
+    A filtered Chroma query scans the filtered set by brute force (about 200 ms at 100k
+    chunks), so filters are first tried as a wider unfiltered query whose results are
+    checked against SQLite; only when too few survive does the filtered query run.
+    """
+    in_paths = allowed is not None and len(allowed) <= _PATH_IN_LIMIT
+    if not langs and not in_paths:
+        return [cid for cid, _ in store.vectors.query(qvec, n, None)]
+    wide = [cid for cid, _ in store.vectors.query(qvec, n * _WIDEN, None)]
+    kept = _keep(store, wide, langs, allowed if in_paths else None)
+    if len(kept) >= n or len(wide) < n * _WIDEN:  # enough, or the whole index was seen
+        return kept[:n]
     clauses: list[dict[str, Any]] = []
     if langs:
         clauses.append({"language": {"$in": langs}})
-    if allowed is not None and len(allowed) <= _PATH_IN_LIMIT:
+    if in_paths and allowed is not None:
         clauses.append({"path": {"$in": sorted(allowed)}})
-    where: dict[str, Any] | None = None
-    if len(clauses) == 1:
-        where = clauses[0]
-    elif clauses:
-        where = {"$and": clauses}
-    vec = embedder.embed_query(query)
-    return [cid for cid, _ in store.vectors.query(vec, n, where)]
+    where = clauses[0] if len(clauses) == 1 else {"$and": clauses}
+    return [cid for cid, _ in store.vectors.query(qvec, n, where)]
 
 
-def fuse(rankings: Sequence[tuple[float, Sequence[str]]], k: int = RRF_K) -> list[tuple[str, float]]:
-    """Reciprocal-rank fusion, scores scaled so a top-1 hit in every list scores 1.0."""
-    scores: dict[str, float] = {}
-    for weight, ids in rankings:
-        for rank, cid in enumerate(ids):
-            scores[cid] = scores.get(cid, 0.0) + weight / (k + rank + 1)
-    top = sum(w for w, _ in rankings) / (k + 1) or 1.0
-    return sorted(((cid, s / top) for cid, s in scores.items()), key=lambda x: -x[1])
-
-
-def hits_for(store: IndexStore, scored: Sequence[tuple[str, float]]) -> list[SearchHit]:
-    """Rows for chunk ids, in the given order; ids missing from SQLite are dropped."""
-    if not scored:
+def _keep(store: IndexStore, ids: list[str], langs: list[str], allowed: set[str] | None) -> list[str]:
+    """`ids` (in order) whose chunk has one of `langs` and a path in `allowed`."""
+    if not ids:
         return []
-    ids = [cid for cid, _ in scored]
     rows = store.sql.conn.execute(
-        "SELECT id, path, start_line, end_line, symbol, language, kind, body FROM chunks "
-        f"WHERE id IN ({','.join('?' * len(ids))})",
-        ids,
+        f"SELECT id, language, path FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids
+    ).fetchall()
+    ok = {cid for cid, lang, path in rows
+          if (not langs or lang in langs) and (allowed is None or path in allowed)}
+    return [cid for cid in ids if cid in ok]
+
+
+@dataclass(slots=True)
+class Candidate:
+    """One chunk with the evidence the ranking model reads."""
+
+    chunk_id: str
+    rowid: int
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str | None
+    language: str
+    kind: str | None
+    body: str
+    cosine: float = 0.0
+    bm25: float = 0.0  # BM25 / the query's IDF mass
+    score: float = 0.0
+
+    def hit(self) -> SearchHit:
+        return SearchHit(path=self.path, start_line=self.start_line, end_line=self.end_line,
+                         score=round(self.score, 4), symbol=self.symbol, language=self.language, kind=self.kind,
+                         chunk_id=self.chunk_id, preview=self.body)
+
+
+def _rows(store: IndexStore, ids: Sequence[str]) -> list[tuple[Candidate, bytes | None]]:
+    """Candidates (in `ids` order, missing ones dropped) with their cached vector bytes."""
+    if not ids:
+        return []
+    rows = store.sql.conn.execute(
+        "SELECT c.id, c.rowid, c.path, c.start_line, c.end_line, c.symbol, c.language, c.kind, c.body, v.vector "
+        "FROM chunks c LEFT JOIN vectors v ON v.text_hash = c.text_hash "
+        f"WHERE c.id IN ({','.join('?' * len(ids))})",
+        list(ids),
     ).fetchall()
     by_id = {r[0]: r for r in rows}
     out = []
-    for cid, score in scored:
+    for cid in ids:
         r = by_id.get(cid)
-        if r is None:
-            continue
-        out.append(SearchHit(path=r[1], start_line=r[2], end_line=r[3], score=round(score, 4),
-                             symbol=r[4], language=r[5], kind=r[6], chunk_id=cid, preview=r[7]))
+        if r is not None:
+            out.append((Candidate(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]), r[9]))
+    return out
+
+
+def _cosines(qvec: np.ndarray, blobs: Sequence[bytes | None]) -> np.ndarray:
+    dim = qvec.shape[0]
+    mat = np.zeros((len(blobs), dim), dtype=np.float32)
+    for i, b in enumerate(blobs):
+        if b is not None and len(b) == dim * 4:
+            mat[i] = np.frombuffer(b, dtype=np.float32)
+    q = qvec / (float(np.linalg.norm(qvec)) or 1.0)
+    norms = np.linalg.norm(mat, axis=1)
+    norms[norms == 0] = 1.0
+    return (mat @ q) / norms
+
+
+def candidates(
+    store: IndexStore,
+    embedder: Embedder,
+    query: str,
+    *,
+    n: int = CANDIDATES,
+    languages: list[str] | None = None,
+    allowed: set[str] | None = None,
+    mode: str = "hybrid",
+    cancel: Cancellable | None = None,
+) -> list[Candidate]:
+    """The candidate pool of a query with cosine and normalised BM25 filled in for all."""
+    words = lexical.query_words(query)
+    langs = languages or []
+    lex: dict[str, float] = {}
+    mass, total = 1.0, 0
+    if mode in ("hybrid", "lexical") and words:
+        total, df = _document_frequencies(store, words)
+        kept = _selective(total, df)
+        mass = _idf_mass(total, {w: df[w] for w in kept})
+        words = kept
+        # Ranked deeper than the candidates it contributes, so that vector candidates find
+        # their BM25 here instead of in a second full-text query.
+        lex = _lexical(store, words, max(n, _LEXICAL_DEPTH), langs, allowed)
+    _check(cancel)
+    vec_ids: list[str] = []
+    qvec: np.ndarray | None = None
+    if mode in ("hybrid", "vector"):
+        qvec = np.asarray(embedder.embed_query(lexical.embed_text(query)), dtype=np.float32)
+        vec_ids = _vector(store, qvec, n, langs, allowed)
+    _check(cancel)
+    ids = list(dict.fromkeys([*vec_ids, *list(lex)[:n]]))
+    rows = _rows(store, ids)
+    if mode == "hybrid" and len(lex) >= max(n, _LEXICAL_DEPTH) and total <= _EXACT_BM25_UP_TO:
+        # Vector candidates below the lexical depth: their BM25, so every one has both kinds
+        # of evidence. In a large index that second full-text scan costs more than it
+        # changes (they rank below the top 300 lexically) and they count as no match.
+        missing = [c.rowid for c, _ in rows if c.chunk_id not in lex]
+        if missing:
+            lex.update(_lexical(store, words, len(missing), langs, allowed, only=missing))
+    cos = _cosines(qvec, [b for _, b in rows]) if qvec is not None else np.zeros(len(rows))
+    out = []
+    for (c, _), cs in zip(rows, cos, strict=True):
+        c.cosine = float(cs)
+        c.bm25 = lex.get(c.chunk_id, 0.0) / mass
+        out.append(c)
     return out
 
 
@@ -139,24 +332,54 @@ def search(
     paths: list[str] | None = None,
     weights: Weights = Weights(),
     mode: str = "hybrid",
+    min_score: float = 0.0,
     cancel: Cancellable | None = None,
 ) -> list[SearchHit]:
-    """Top `limit` chunks for `query`. mode: "hybrid" (default), "vector" or "lexical"."""
+    """Top `limit` chunks for `query`, best first, none scoring below `min_score`.
+
+    mode: "hybrid" (default), "vector" or "lexical". `paths` are gitignore-style globs.
+    """
     query, limit, langs, globs = validate(query, limit, languages, paths)
+    floor = _check_floor(min_score)
+    if mode not in ("hybrid", "vector", "lexical"):
+        raise InvalidQuery(f"'mode' must be one of hybrid, vector, lexical; got {mode!r}.")
     allowed = matching_paths(store, globs) if globs else None
     if allowed is not None and not allowed:
         return []
-    n = max(50, limit * 5)
+    n = max(CANDIDATES, limit * 3)
     if allowed is not None and len(allowed) > _PATH_IN_LIMIT:
         n *= 4  # filtered after retrieval: fetch more so enough survive
-    rankings: list[tuple[float, Sequence[str]]] = []
-    if mode in ("hybrid", "lexical"):
-        rankings.append((weights.lexical, _lexical(store, query, n, langs, allowed)))
-    _check(cancel)
-    if mode in ("hybrid", "vector"):
-        rankings.append((weights.vector, _vector(store, embedder, query, n, langs, allowed)))
-    _check(cancel)
-    hits = hits_for(store, fuse(rankings))
+    pool = candidates(store, embedder, query, n=n, languages=langs, allowed=allowed, mode=mode, cancel=cancel)
     if allowed is not None:
-        hits = [h for h in hits if h.path in allowed]
-    return hits[:limit]
+        pool = [c for c in pool if c.path in allowed]
+    ranking.score(pool, query, mode)
+    pool.sort(key=lambda c: -c.score)
+    hits = (c.hit() for c in pool)
+    return [h for h in hits if h.score >= floor][:limit]  # the floor applies to the score a user sees
+
+
+def fuse(rankings: Sequence[tuple[float, Sequence[str]]], k: int = RRF_K) -> list[tuple[str, float]]:
+    """Reciprocal-rank fusion, scaled so a top-1 hit in every list scores 1.0.
+
+    No longer used by `search` (its scores were ranks, not relevance); kept for tools
+    that fuse ranked lists of their own.
+    """
+    scores: dict[str, float] = {}
+    for weight, ids in rankings:
+        for rank, cid in enumerate(ids):
+            scores[cid] = scores.get(cid, 0.0) + weight / (k + rank + 1)
+    top = sum(w for w, _ in rankings) / (k + 1) or 1.0
+    return sorted(((cid, s / top) for cid, s in scores.items()), key=lambda x: -x[1])
+
+
+def hits_for(store: IndexStore, scored: Sequence[tuple[str, float]]) -> list[SearchHit]:
+    """Rows for chunk ids, in the given order, with the given scores; missing ids dropped."""
+    rows = _rows(store, [cid for cid, _ in scored])
+    by_id = {c.chunk_id: c for c, _ in rows}
+    out = []
+    for cid, score in scored:
+        c = by_id.get(cid)
+        if c is not None:
+            c.score = score
+            out.append(c.hit())
+    return out

@@ -426,6 +426,7 @@ class VectorStore:
 
         self.path = path
         self.dim = dim
+        self.known_count: int | None = None  # set by IndexStore after every write
         self._client: Any = None
         try:
             self._client = chromadb.PersistentClient(
@@ -497,7 +498,8 @@ class VectorStore:
         self, vector: Vectors, n: int, where: dict[str, Any] | None = None
     ) -> list[tuple[str, float]]:
         """Nearest chunk ids with cosine similarity, best first."""
-        count = self.count()
+        # The writer keeps `known_count` current; asking Chroma costs ~14 ms at 100k vectors.
+        count = self.known_count if self.known_count is not None else self.count()
         if count == 0:
             return []
         res = self._collection.query(
@@ -520,10 +522,10 @@ class IndexStore:
             self.sql.close()
             raise
         # Kept by the writer after each Chroma write, so a status request never asks Chroma.
-        self.vector_count = self.vectors.count()
+        self.vector_count = self.vectors.known_count = self.vectors.count()
 
     def recount(self) -> None:
-        self.vector_count = self.vectors.count()
+        self.vector_count = self.vectors.known_count = self.vectors.count()
 
     def apply_journal(self) -> tuple[int, int]:
         """Push pending journal entries to Chroma (idempotent), then clear them."""

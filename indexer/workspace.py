@@ -301,12 +301,14 @@ class Workspace:
         paths: list[str] | None = None,
         cancel: CancelToken | None = None,
         mode: str = "hybrid",
+        min_score: float = 0.0,
     ) -> list[SearchHit]:
-        """Hybrid (vector + lexical, RRF-fused) search; `paths` are gitignore-style globs."""
+        """Hybrid (vector + lexical) search, scored as a relevance in 0-1 (docs/search.md);
+        `paths` are gitignore-style globs; hits below `min_score` are dropped."""
         return query_mod.search(
             self._ready(), self.embedder, query,
             limit=self.settings.search_limit if limit is None else limit,
-            languages=languages, paths=paths, cancel=cancel, mode=mode,
+            languages=languages, paths=paths, cancel=cancel, mode=mode, min_score=min_score,
         )
 
     def context(

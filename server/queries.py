@@ -64,6 +64,7 @@ def search(roots: list[RootState], p: SearchParams, cancel: CancelToken | None) 
                 languages=p.languages,
                 paths=p.paths,
                 cancel=cancel,
+                min_score=p.min_score or 0.0,
             )
         except IndexNotReady as exc:
             errors.append(exc)
@@ -71,8 +72,6 @@ def search(roots: list[RootState], p: SearchParams, cancel: CancelToken | None) 
         hits.extend((root, h) for h in found)
     if errors and len(errors) == len(ready):
         raise errors[0]
-    if p.min_score is not None:
-        hits = [(r, h) for r, h in hits if h.score >= p.min_score]
     hits.sort(key=lambda rh: rh[1].score, reverse=True)
     limit = limit or max(r.settings.search_limit for r, _ in ready)
     return {

@@ -48,10 +48,12 @@ SPECS: dict[str, LanguageSpec] = {
     "rust": LanguageSpec("rust", "tree_sitter_rust", "language", {
         "function_item": "function", "struct_item": "struct", "enum_item": "enum", "trait_item": "trait",
         "impl_item": "impl", "mod_item": "module", "macro_definition": "function", "type_item": "type",
+        "function_signature_item": "function",  # a trait's required methods
     }),
     "java": LanguageSpec("java", "tree_sitter_java", "language", {
         "class_declaration": "class", "interface_declaration": "interface", "enum_declaration": "enum",
         "record_declaration": "class", "method_declaration": "method", "constructor_declaration": "method",
+        "annotation_type_declaration": "interface",
     }),
     "c": LanguageSpec("c", "tree_sitter_c", "language", {
         "function_definition": "function", "struct_specifier": "struct", "enum_specifier": "enum",

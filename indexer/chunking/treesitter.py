@@ -1,17 +1,20 @@
-"""Symbol-level chunks from a tree-sitter parse.
+"""Symbol-level chunks from a tree-sitter parse: one unit of embedding per symbol.
 
-1. Collect definitions (functions, methods, classes, ...) as a tree, each with its line
-   range widened to its wrappers (decorators, `export`, `template<>`) and the comments
-   directly above it, so a doc comment travels with its code.
-2. Walk that tree: a definition that fits the budget is one chunk; a container that does
-   not fit is split into its members plus chunks for its own head and the code between
-   members; a leaf that does not fit is split at statement boundaries. Code between
-   definitions (imports, module statements) becomes chunks too, so every line is covered.
-3. Merge small neighbours that share a header, up to the budget.
+1. Collect definitions (functions, methods, classes, ...) as a tree. Each remembers the
+   comments, attributes and decorators directly above it (its "lead").
+2. Walk the tree. A function or method is one chunk however long: its range is the whole
+   definition, its text the first `TEXT_LINES` lines (the model reads at most its input cap
+   anyway, and one vector per function beats many pieces of it). A container (class,
+   struct, impl, trait, ...) gives one chunk for its head (signature, fields, doc) whose
+   text also lists the members' signatures, then one chunk per member. Code between
+   definitions (imports, constants, statements) becomes symbol-less "glue" chunks.
+3. Neighbouring tiny definitions merge, so two-line getters do not each compete alone.
 
-The header of each chunk: the file's relative path, then the enclosing containers'
-signature lines joined by " > ", then, for the second and later parts of a split symbol,
-that symbol's signature prefixed by "... ". Plain text, the same for every language.
+The text a chunk carries for the embedder and the lexical index: the file's relative
+path, the enclosing containers' signature lines joined by " > ", the lead, then the code;
+every compound identifier is written as words (`parseHttpDate` → `parse http date`).
+The range (start_line..end_line, and `body`) is exactly the definition: it starts at the
+symbol's own first line, never at its comments, decorators or the file's leading lines.
 """
 
 from __future__ import annotations
@@ -21,11 +24,16 @@ from dataclasses import dataclass, field
 
 from tree_sitter import Node
 
-from indexer.chunking.fit import CountTokens, make_chunk, split_range
+from indexer.chunking.fit import CountTokens, split_range
 from indexer.chunking.languages import SPECS, LanguageSpec
+from indexer.lexical import IDENTIFIER, embed_text
 from indexer.types import Chunk, ChunkedFile, Symbol, SymbolKind
 
-MERGE_BELOW = 48  # tokens: chunks smaller than this merge with small neighbours
+MERGE_BELOW = 48  # tokens: definitions smaller than this merge with small neighbours
+TEXT_LINES = 60  # lines of a definition its chunk text carries (the model truncates at its cap)
+_CHARS_PER_TOKEN_CAP = 12  # a chunk text never needs more characters than this per token of budget
+_MEMBER_LIST = 40  # member signatures listed in a container's head chunk
+_LEAD_TYPES = ("attribute_item", "decorator", "annotation", "attribute_list")
 _FUNCTION_VALUES = {"arrow_function", "function_expression", "function", "generator_function", "class"}
 _C_NAMES = {"identifier", "field_identifier", "qualified_identifier", "destructor_name", "operator_name",
             "type_identifier"}
@@ -36,7 +44,7 @@ _CONTAINER_KINDS = {"class", "interface", "struct", "enum", "trait", "impl", "mo
 class Definition:
     name: str
     kind: SymbolKind
-    start: int  # first line of the chunk (wrappers and leading comments included)
+    start: int  # first line of its lead: comments, attributes, decorators, wrappers above it
     end: int
     name_line: int
     name_col: int
@@ -44,6 +52,11 @@ class Definition:
     signature: str
     parent: Definition | None = None
     children: list[Definition] = field(default_factory=list)
+
+    @property
+    def first(self) -> int:
+        """The symbol's own first line: where its range (and its Symbol) starts."""
+        return self.node.start_point[0] + 1
 
     @property
     def qualname(self) -> str:
@@ -84,7 +97,7 @@ def _leading_comments_start(node: Node) -> int:
     """First line of the comments/attributes directly above `node` (0-based row)."""
     row = node.start_point[0]
     prev = node.prev_named_sibling
-    while prev is not None and ("comment" in prev.type or prev.type == "attribute_item") and prev.end_point[0] >= row - 1:
+    while prev is not None and ("comment" in prev.type or prev.type in _LEAD_TYPES) and prev.end_point[0] >= row - 1:
         row = prev.start_point[0]
         prev = prev.prev_named_sibling
     return row
@@ -160,111 +173,107 @@ def symbols_of(defs: list[Definition]) -> list[Symbol]:
     return out
 
 
+def _trim(lines: list[str], start: int, end: int) -> tuple[int, int]:
+    """start..end without leading/trailing blank lines (start > end when nothing is left)."""
+    while start <= end and not lines[start - 1].strip():
+        start += 1
+    while end >= start and not lines[end - 1].strip():
+        end -= 1
+    return start, end
+
+
 class _Assembler:
+    """Turns a definition tree into chunks: one unit per symbol, glue between them."""
+
     def __init__(self, rel_path: str, lines: list[str], count_tokens: CountTokens, budget: int) -> None:
         self.rel_path = rel_path
         self.lines = lines
         self.count = count_tokens
         self.budget = budget
-        self.glue_ids: set[int] = set()  # chunks of code between definitions
 
     def header(self, chain: list[Definition]) -> str:
         if not chain:
             return self.rel_path
         return f"{self.rel_path}\n" + " > ".join(d.signature for d in chain)
 
+    def unit(self, d: Definition, chain: list[Definition], end: int, extra: str = "") -> Chunk:
+        """The chunk of definition `d` over d.first..end; comments and decorators above it
+        and `extra` (a container's member list) are embedder context, not range."""
+        lead = self.lines[d.start - 1 : d.first - 1]
+        shown = self.lines[d.first - 1 : min(end, d.first - 1 + TEXT_LINES)]
+        raw = "\n".join([self.header(chain), *lead, *shown, *([extra] if extra else [])])
+        return self.make(raw, d.first, end, d.qualname, d.kind)
+
+    def make(self, raw: str, start: int, end: int, symbol: str | None, kind: SymbolKind | None) -> Chunk:
+        text = embed_text(raw[: self.budget * _CHARS_PER_TOKEN_CAP])
+        body = "\n".join(self.lines[start - 1 : end])
+        # `tokens` is what the model reads: it truncates longer texts at its input cap.
+        return Chunk(text=text, body=body, start_line=start, end_line=end, symbol=symbol, kind=kind,
+                     tokens=min(self.count(text), self.budget))
+
     def range(self, start: int, end: int, defs: list[Definition], chain: list[Definition]) -> list[Chunk]:
         out: list[Chunk] = []
         cursor = start
-        owner = chain[-1] if chain else None
         for d in defs:
             if d.end < cursor:
                 continue  # nested inside something already emitted (defensive)
             if d.start > cursor:
-                out += self.glue(cursor, d.start - 1, chain, owner)
-            out += self.definition(d, chain, max(d.start, cursor))
+                out += self.glue(cursor, d.start - 1, chain)
+            out += self.definition(d, chain)
             cursor = d.end + 1
         if cursor <= end:
-            out += self.glue(cursor, end, chain, owner)
-        return self.merge_small(out, self.header(chain))
+            out += self.glue(cursor, end, chain)
+        return self.merge_small(out, embed_text(self.header(chain)) + "\n")
 
-    def glue(self, start: int, end: int, chain: list[Definition], owner: Definition | None) -> list[Chunk]:
-        while start <= end and not self.lines[start - 1].strip():
-            start += 1
-        while end >= start and not self.lines[end - 1].strip():
-            end -= 1
-        if start > end:
-            return []
+    def glue(self, start: int, end: int, chain: list[Definition]) -> list[Chunk]:
+        """Code between definitions (imports, constants, statements): no symbol of its own."""
+        start, end = _trim(self.lines, start, end)
+        if start > end or not any(IDENTIFIER.search(self.lines[n - 1]) for n in range(start, end + 1)):
+            return []  # blank, or only closing braces
         header = self.header(chain)
-        symbol, kind = (owner.qualname, owner.kind) if owner else (None, None)
         blanks = {n for n in range(start, end + 1) if not self.lines[n - 2].strip()} if start > 1 else set()
-        chunks = split_range(header, self.lines, start, end, blanks, symbol, kind, self.count, self.budget)
-        self.glue_ids.update(id(c) for c in chunks)
-        return chunks
+        pieces = split_range(header, self.lines, start, end, blanks, None, None, self.count, self.budget)
+        return [self.make(p.text, p.start_line, p.end_line, None, None) for p in pieces]
 
-    def definition(self, d: Definition, chain: list[Definition], start: int) -> list[Chunk]:
-        header = self.header(chain)
-        if d.children:
-            # Members get chunks of their own (precise hits); the container's head and the
-            # code between members become chunks labelled with the container.
-            return self.range(start, d.end, d.children, [*chain, d])
-        body = "\n".join(self.lines[start - 1 : d.end])
-        if len(header) + len(body) + 2 <= self.budget or self.count(f"{header}\n{body}") <= self.budget:
-            return [make_chunk(header, self.lines, start, d.end, d.qualname, d.kind, self.count, self.budget)]
-        cont = f"{header}\n... {d.signature}"
-        bounds = _statement_starts(d.node)
-        first, *rest = split_range(header, self.lines, start, d.end, bounds, d.qualname, d.kind, self.count,
-                                   self.budget - max(0, self.count(cont) - self.count(header)))
-        if not rest:
-            return [first]
-        tail = split_range(cont, self.lines, first.end_line + 1, d.end, bounds, d.qualname, d.kind, self.count,
-                           self.budget)
-        return [first, *tail]
+    def definition(self, d: Definition, chain: list[Definition]) -> list[Chunk]:
+        if not d.children or d.kind not in _CONTAINER_KINDS:
+            # Functions are one unit however long (nested helpers included): the model reads
+            # the head; the range is the whole function.
+            return [self.unit(d, chain, d.end)]
+        # A container: its head (signature, fields, doc) is one unit whose text also lists
+        # the members, then each member is a unit of its own.
+        first_member = min(c.start for c in d.children)
+        _, head_end = _trim(self.lines, d.first, first_member - 1)
+        members = "\n".join(c.signature for c in d.children[:_MEMBER_LIST])
+        head = self.unit(d, chain, max(d.first, head_end), members)
+        return [head, *self.range(head.end_line + 1, d.end, d.children, [*chain, d])]
 
     def merge_small(self, chunks: list[Chunk], header: str) -> list[Chunk]:
+        """Neighbouring tiny definitions (getters, one-liners) share one chunk.
+
+        Thousands of two-line units would each compete for a query with almost no text to
+        be judged by; merged, they read as the group they are. The merged chunk is named
+        after its first definition and its range starts there. Only siblings (same header).
+        """
         out: list[Chunk] = []
         for c in chunks:
             prev = out[-1] if out else None
-            same_header = prev is not None and _header_of(prev) == header == _header_of(c)
-            if (
-                prev is not None and same_header and prev.tokens + c.tokens <= self.budget
-                and self._mergeable(prev, c)
-                and not c.text[len(header) + 1 :].startswith("... ")
-            ):
-                # Name the merged chunk after its definition, not after glue around it.
-                named = c if id(prev) in self.glue_ids and id(c) not in self.glue_ids else prev
-                merged = make_chunk(header, self.lines, prev.start_line, c.end_line, named.symbol or prev.symbol,
-                                    named.kind or prev.kind, self.count, self.budget)
-                if merged.tokens <= self.budget:
-                    if id(prev) in self.glue_ids and id(c) in self.glue_ids:
-                        self.glue_ids.add(id(merged))
-                    out[-1] = merged
-                    continue
+            if (prev is not None and prev.symbol is not None and c.symbol is not None
+                    and prev.tokens < MERGE_BELOW and c.tokens < MERGE_BELOW
+                    and prev.text.startswith(header) and c.text.startswith(header)
+                    and self._adjacent(prev.end_line, c.start_line)):
+                text = f"{prev.text}\n{c.text[len(header):]}"
+                body = "\n".join(self.lines[prev.start_line - 1 : c.end_line])
+                out[-1] = Chunk(text=text, body=body, start_line=prev.start_line, end_line=c.end_line,
+                                symbol=prev.symbol, kind=prev.kind, tokens=min(self.count(text), self.budget))
+                continue
             out.append(c)
         return out
 
-    def _mergeable(self, a: Chunk, b: Chunk) -> bool:
-        """Glue joins a neighbour when either is small; two definitions only when both are tiny."""
-        a_glue, b_glue = id(a) in self.glue_ids, id(b) in self.glue_ids
-        if a_glue or b_glue:
-            small = (a_glue and a.tokens < MERGE_BELOW) or (b_glue and b.tokens < MERGE_BELOW)
-            return small and not (not a_glue and not b_glue)
-        return a.tokens < MERGE_BELOW and b.tokens < MERGE_BELOW
-
-
-def _header_of(c: Chunk) -> str:
-    return c.text[: len(c.text) - len(c.body) - 1]
-
-
-def _statement_starts(node: Node) -> set[int]:
-    """1-based lines where a statement of the body (or of a nested block) begins."""
-    body = node.child_by_field_name("body") or node
-    out: set[int] = set()
-    for child in body.named_children:
-        out.add(child.start_point[0] + 1)
-        for grandchild in child.named_children:
-            out.add(grandchild.start_point[0] + 1)
-    return out
+    def _adjacent(self, end: int, start: int) -> bool:
+        """Only blank lines, comments or decorators between two chunks."""
+        return all(not ln.strip() or ln.lstrip().startswith(("//", "#", "/*", "*", "@"))
+                   for ln in self.lines[end : start - 1])
 
 
 def chunk_tree(rel_path: str, language: str, root: Node, lines: list[str], count_tokens: CountTokens,

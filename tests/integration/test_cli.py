@@ -44,6 +44,11 @@ def test_index_search_context_status(polyglot: Path, tmp_path: Path) -> None:
               state=state)
     assert {r["language"] for r in json.loads(out.stdout)["results"]} == {"java"}
 
+    out = run("search", "rate limiter", "-w", str(polyglot), "--path", "[unclosed", state=state)
+    assert out.returncode == 1 and out.stderr.startswith("error: ") and "never closed" in out.stderr
+    out = run("search", "rate limiter", "-w", str(polyglot), "--min-score", "0.99", "--json", state=state)
+    assert all(r["score"] >= 0.99 for r in json.loads(out.stdout)["results"])
+
     out = run("context", "how are invoices totalled", "-w", str(polyglot), "--budget", "200", "--json", state=state)
     ctx = json.loads(out.stdout)
     assert 0 < ctx["tokens_used"] <= 200 and ctx["snippets"]

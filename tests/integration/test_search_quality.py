@@ -86,3 +86,38 @@ def test_symbols(indexed) -> None:  # type: ignore[no-untyped-def]
     assert got[0].name == "RingBuffer" and got[0].path == "native/ringbuf.rs"
     names = [m.name for m in ws.symbols("cart total")]
     assert "cartTotal" in names[:3]
+
+
+IMPL_OVER_TEST = [
+    ("exponential backoff with random jitter", "src/net/retry.py", "tests/test_retry.py"),
+    ("add up the amounts of all invoice lines", "services/billing/invoice.go", "services/billing/invoice_test.go"),
+]
+
+
+@pytest.mark.parametrize(("query", "impl", "test"), IMPL_OVER_TEST, ids=[c[0] for c in IMPL_OVER_TEST])
+def test_implementation_ranks_above_its_test(indexed, query: str, impl: str, test: str) -> None:  # type: ignore[no-untyped-def]
+    _, ws = indexed
+    paths = [h.path for h in ws.search(query, limit=10)]
+    assert paths[0] == impl, paths
+    assert test in paths, paths  # the test is demoted, not hidden
+    tests_first = [h.path for h in ws.search(f"test that checks {query}", limit=3)]
+    assert test in tests_first, tests_first  # asked for tests, they come back to the top
+
+
+def test_scores_are_calibrated_relevance_with_a_floor(indexed) -> None:  # type: ignore[no-untyped-def]
+    from indexer import query as query_mod
+
+    _, ws = indexed
+    good = ws.search("exponential backoff with random jitter", limit=5)
+    noise = ws.search("quantum chromodynamics lattice gauge simulation", limit=5)
+    assert 0.0 <= noise[0].score < good[0].score <= 1.0  # comparable across queries
+    floor = (good[0].score + noise[0].score) / 2
+    kept = query_mod.search(ws.store, ws.embedder, "quantum chromodynamics lattice gauge simulation", min_score=floor)
+    assert kept == []
+
+
+def test_go_hit_range_starts_at_its_function(indexed) -> None:  # type: ignore[no-untyped-def]
+    root, ws = indexed
+    hit = next(h for h in ws.search("is the invoice past its due date", limit=5) if h.symbol == "IsOverdue")
+    lines = (root / hit.path).read_text().splitlines()
+    assert lines[hit.start_line - 1].startswith("func (inv *Invoice) IsOverdue(")

@@ -194,6 +194,7 @@ class FakeWorkspace:
         languages: list[str] | None = None,
         paths: list[str] | None = None,
         cancel: FakeCancelToken | None = None,
+        min_score: float = 0.0,
     ) -> list[SearchHit]:
         if query.strip() == "!invalid":
             raise InvalidQuery("The query '!invalid' is not valid (fake).")
@@ -210,7 +211,7 @@ class FakeWorkspace:
             if paths and not any(Path(h.path).match(g) for g in paths):
                 continue
             score = len(q & words(h.preview)) / (len(q) or 1)
-            if score > 0:
+            if score > 0 and score >= min_score:
                 scored.append(dataclasses.replace(h, score=score))
         scored.sort(key=lambda h: (-h.score, h.path, h.start_line))
         return scored[: limit or self.settings.search_limit]

@@ -1,4 +1,4 @@
-"""tree-sitter chunking: symbols per language, budget invariant, coverage, odd input.
+"""tree-sitter chunking: symbols per language, one unit per symbol, ranges, budget, odd input.
 
 The token counter is a fake (words and punctuation + 2 special tokens): these tests check
 chunk boundaries, not the model's tokenizer (tests/integration covers that).
@@ -11,6 +11,7 @@ import re
 import pytest
 
 from indexer.chunking import SUPPORTED_LANGUAGES, chunk_file, language_for_path
+from indexer.chunking.treesitter import TEXT_LINES
 from tests.conftest import FIXTURES
 
 
@@ -63,13 +64,21 @@ def test_chunk_body_is_exact_source_and_header_names_the_path() -> None:
     lines = text.split("\n")
     for c in chunk_file("web/cart.js", text, count_tokens=count, max_tokens=256).chunks:
         assert c.body == "\n".join(lines[c.start_line - 1 : c.end_line])
-        assert c.text.startswith("web/cart.js\n") and c.text.endswith(c.body)
+        assert c.text.startswith("web/cart.js\n")
 
 
 def test_methods_of_a_class_carry_the_class_in_their_header() -> None:
     cf = chunk_file("s.ts", (POLYGLOT / "web/debounce.ts").read_text(), count_tokens=count, max_tokens=256)
     chunk = next(c for c in cf.chunks if c.symbol == "SearchBox.submit")
-    assert chunk.text.split("\n")[1].startswith("export class SearchBox")
+    # Identifiers are written as words for the embedder: SearchBox -> "search box".
+    assert chunk.text.split("\n")[1].startswith("export class search box")
+
+
+def test_identifiers_are_words_in_the_text_but_not_in_the_body() -> None:
+    src = "def parseHttpDate(raw_value):\n    return HTTPServer.parse(raw_value)\n"
+    (c,) = chunk_file("a.py", src, count_tokens=count, max_tokens=256).chunks
+    assert "parse http date" in c.text and "raw value" in c.text and "http server" in c.text
+    assert c.body == src.rstrip("\n")
 
 
 BIG = (
@@ -84,16 +93,17 @@ BIG = (
 @pytest.mark.parametrize("budget", [32, 64, 256])
 def test_budget_invariant_and_full_coverage(budget: int) -> None:
     cf = chunk_file("big.py", BIG, count_tokens=count, max_tokens=budget)
-    assert all(count(c.text) <= budget and c.tokens == count(c.text) for c in cf.chunks)
+    # `tokens` is what the model reads: it truncates a longer text at its input cap.
+    assert all(c.tokens == min(count(c.text), budget) for c in cf.chunks)
     covered = {n for c in cf.chunks for n in range(c.start_line, c.end_line + 1)}
     lines = BIG.split("\n")
     assert [n for n, line in enumerate(lines, 1) if line.strip() and n not in covered] == []
 
 
-def test_split_symbol_parts_name_their_signature() -> None:
-    parts = [c for c in chunk_file("big.py", BIG, count_tokens=count, max_tokens=64).chunks if c.symbol == "big"]
-    assert len(parts) > 3
-    assert all(p.text.split("\n")[1] == "... def big(x):" for p in parts[1:])
+def test_a_long_function_is_one_unit_whose_text_holds_its_head() -> None:
+    (big,) = [c for c in chunk_file("big.py", BIG, count_tokens=count, max_tokens=64).chunks if c.symbol == "big"]
+    assert (big.start_line, big.end_line) == (3, 903)
+    assert big.text.count("\n") <= TEXT_LINES + 1 and "y 0 = x" in big.text.replace("y0", "y 0")
 
 
 def test_tiny_members_merge() -> None:
@@ -123,3 +133,67 @@ def test_text_fallback_windows() -> None:
 def test_odd_input_never_raises(text: str) -> None:
     cf = chunk_file("odd.py", text, count_tokens=count, max_tokens=64)
     assert all(c.tokens <= 64 for c in cf.chunks)
+
+
+def _agree(path: str, text: str) -> None:
+    """Every chunk naming a symbol starts on that symbol's own first line."""
+    cf = chunk_file(path, text, count_tokens=count, max_tokens=256)
+    starts = {(s.name, s.start_line) for s in cf.symbols}
+    for c in cf.chunks:
+        if c.symbol is not None:
+            assert (c.symbol.split(".")[-1], c.start_line) in starts, (c.symbol, c.start_line, c.end_line)
+
+
+@pytest.mark.parametrize("path", sorted(EXPECTED))
+def test_chunk_ranges_start_at_their_symbol(path: str) -> None:
+    _agree(path, (POLYGLOT / path).read_text())
+
+
+def test_small_first_go_function_does_not_swallow_the_file_head() -> None:
+    # fixtures/lsp_ws/root_b/geometry.go: package clause, import and a constant above a
+    # small function; the function's hit must not start at line 1 (issue 6).
+    path = FIXTURES / "lsp_ws" / "root_b" / "geometry.go"
+    text = path.read_text()
+    cf = chunk_file("geometry.go", text, count_tokens=count, max_tokens=256)
+    chunk = next(c for c in cf.chunks if c.symbol == "HaversineDistance")
+    assert text.split("\n")[chunk.start_line - 1].startswith("func HaversineDistance(")
+    assert "great circle distance" in chunk.text.replace("great-circle", "great circle")  # the doc comment is kept
+    _agree("geometry.go", text)
+
+
+def test_decorators_and_doc_comments_are_text_not_range() -> None:
+    src = "import functools\n\n# Cache results.\n@functools.cache\ndef fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n"
+    cf = chunk_file("f.py", src, count_tokens=count, max_tokens=256)
+    (fib,) = [c for c in cf.chunks if c.symbol == "fib"]
+    assert fib.start_line == 5 and "@functools.cache" in fib.text and "Cache results." in fib.text
+    assert all(c.symbol is None for c in cf.chunks if c.start_line == 1)
+
+
+def test_java_annotation_types_are_symbols() -> None:
+    src = "package a;\n\npublic @interface Audited {\n    String value() default \"\";\n    int level() default 1;\n}\n"
+    cf = chunk_file("Audited.java", src, count_tokens=count, max_tokens=256)
+    assert ("Audited", "interface") in {(s.name, s.kind) for s in cf.symbols}
+    assert any(c.symbol == "Audited" and c.start_line == 3 for c in cf.chunks)
+
+
+def test_rust_trait_lists_its_methods_and_struct_is_one_unit() -> None:
+    src = (
+        "/// A shape.\npub trait Shape {\n    /// Area of it.\n    fn area(&self) -> f64;\n"
+        "    fn name(&self) -> String { String::from(\"shape\") }\n}\n\n"
+        "pub struct Circle {\n    pub radius: f64,\n    pub centre: (f64, f64),\n}\n"
+    )
+    cf = chunk_file("shapes.rs", src, count_tokens=count, max_tokens=256)
+    assert {("area", "method", "Shape"), ("name", "method", "Shape")} <= {(s.name, s.kind, s.container) for s in cf.symbols}
+    head = next(c for c in cf.chunks if c.symbol == "Shape")
+    assert head.start_line == 2 and "fn area" in head.text  # the trait's head lists its members
+    circle = next(c for c in cf.chunks if c.symbol == "Circle")
+    assert (circle.start_line, circle.end_line) == (8, 11)
+
+
+def test_functions_are_fewer_units_than_before() -> None:
+    # One unit per function/method (tiny ones merged), no pieces: the polyglot fixture's
+    # loader has fewer chunks than symbols.
+    text = (POLYGLOT / "src/config/loader.py").read_text()
+    cf = chunk_file("src/config/loader.py", text, count_tokens=count, max_tokens=64)
+    named = [c for c in cf.chunks if c.symbol]
+    assert len({c.symbol for c in named}) == len(named)  # never two pieces of one symbol

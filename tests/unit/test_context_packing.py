@@ -50,3 +50,13 @@ def test_duplicate_text_in_two_files_is_kept_once() -> None:
     a, b = hit("a.py", 1, 3, 0.9, "1"), hit("b.py", 1, 3, 0.8, "2")
     result = pack(merge([a, b]), budget=1000, count_tokens=words)
     assert [s.path for s in result.snippets] == ["a.py"]
+
+
+def test_a_later_snippet_that_does_not_fit_keeps_its_head_when_room_is_left() -> None:
+    # Hits are whole functions: a long second hit still contributes its signature and head.
+    result = pack(merge([hit("a.py", 1, 20, 0.9, "1"), hit("b.py", 1, 200, 0.8, "2")]), budget=150,
+                  count_tokens=words)
+    assert [s.path for s in result.snippets] == ["a.py", "b.py"]
+    b = result.snippets[1]
+    assert b.start_line == 1 and b.end_line < 200 and result.tokens_used <= 150
+    assert b.text.split("\n") == [f"line {n}" for n in range(1, b.end_line + 1)]

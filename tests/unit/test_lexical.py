@@ -32,3 +32,17 @@ def test_match_expression_drops_stopwords_and_quotes_terms() -> None:
     assert lexical.match_expression("the of a") is None
     # FTS5 syntax in a query stays literal
     assert lexical.match_expression('NEAR(foo bar) OR "x') == '"near" OR "foo" OR "bar"'
+
+
+def test_embed_text_writes_identifiers_as_words_and_keeps_the_rest() -> None:
+    from indexer.lexical import embed_text
+
+    assert embed_text("def parseHttpDate(raw_value): return x") == "def parse http date(raw value): return x"
+    assert embed_text("HTTPServer.serve_forever()") == "http server.serve forever()"
+
+
+def test_query_words_drop_stopwords_and_repeats() -> None:
+    from indexer.lexical import query_words
+
+    assert query_words("Return the user name of the getUserName user") == [
+        "user", "name", "getusername", "get"]

@@ -1,0 +1,148 @@
+"""Fit the relevance model of `indexer.ranking` on the tune split (never on held).
+
+    nice -n 10 .venv/bin/python tests/bench/fit_ranking.py [--cache DIR]
+
+Runs the product's own candidate generation (`indexer.query.candidates`) for every tune
+query on the workspaces `bench_search_quality.py` indexed, computes `ranking.features`,
+labels a candidate 1 when it overlaps the answer, then:
+
+1. fits the ranking weights listwise (softmax over each query's pool, the answer as the
+   target: this is what MRR rewards);
+2. calibrates that linear score into a probability with a pointwise logistic fit (Platt
+   scaling), so the final coefficients are both well ordered and calibrated;
+3. fits the one-feature calibrations for vector-only and lexical-only modes.
+
+Prints tune MRR@10 with the current and the fitted coefficients, and the coefficients to
+paste into indexer/ranking.py. Pools are cached, so a refit after editing features
+needs `--refresh` only when candidate generation changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from codesearch_data import build  # noqa: E402
+
+from indexer import query as query_mod  # noqa: E402
+from indexer import ranking  # noqa: E402
+from indexer.chunking import CHUNKER_VERSION  # noqa: E402
+from indexer.embed import get_embedder  # noqa: E402
+from indexer.lexical import query_words  # noqa: E402
+from indexer.settings import Settings  # noqa: E402
+from indexer.workspace import Workspace  # noqa: E402
+
+Pool = tuple[np.ndarray, np.ndarray]  # features (n, F), labels (n,)
+
+
+def collect(cache: Path, refresh: bool) -> list[Pool]:
+    out_file = cache / "fit-pools.pkl"
+    if out_file.exists() and not refresh:
+        return pickle.loads(out_file.read_bytes())
+    sets = build(cache)
+    embedder = get_embedder(Settings())
+    pools: list[Pool] = []
+    for (lang, split), (root, queries) in sorted(sets.items()):
+        if split != "tune":
+            continue
+        ws = Workspace(root, Settings(state_dir=cache / f"state-v{CHUNKER_VERSION}" / f"{lang}-{split}"), embedder=embedder)
+        try:
+            ws.index()
+            for q in queries:
+                pool = query_mod.candidates(ws.store, embedder, q.query)
+                qwords = set(ranking._stem_all(query_words(q.query)))
+                wanted = ranking.wanted_roles(q.query)
+                x = np.array([ranking.features(c, qwords, wanted) for c in pool], dtype=np.float64)
+                y = np.array([float(c.path == q.path and c.start_line <= q.end_line and c.end_line >= q.start_line)
+                              for c in pool])
+                pools.append((x.reshape(len(pool), len(ranking.FEATURES)), y))
+        finally:
+            ws.close()
+        print(f"{lang}: {sum(1 for _ in queries)} queries", flush=True)
+    out_file.write_bytes(pickle.dumps(pools))
+    return pools
+
+
+def mrr(pools: list[Pool], w: np.ndarray) -> float:
+    total = 0.0
+    for x, y in pools:
+        if not len(y):
+            continue
+        order = np.argsort(-(x @ w), kind="stable")[:10]
+        hits = np.nonzero(y[order])[0]
+        total += 1.0 / (hits[0] + 1) if len(hits) else 0.0
+    return total / len(pools)
+
+
+def fit_listwise(pools: list[Pool], steps: int = 400, l2: float = 1e-3) -> np.ndarray:
+    usable = [(x, y) for x, y in pools if y.any()]
+    w = np.array(ranking.HYBRID[1:], dtype=np.float64)
+    lr = 0.5
+    for _ in range(steps):
+        grad = l2 * w
+        for x, y in usable:
+            z = x @ w
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            target = y / y.sum()
+            grad += x.T @ (p - target) / len(usable)
+        w -= lr * grad
+    return w
+
+
+def platt(z: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[float, float]:
+    """Logistic fit of y on a*z + b by Newton's method (two parameters: it converges fast)."""
+    a, b = 1.0, 0.0
+    x = np.column_stack([z, np.ones_like(z)])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-np.clip(x @ np.array([a, b]), -50, 50)))
+        grad = x.T @ (p - y)
+        hess = (x * (p * (1 - p))[:, None]).T @ x + 1e-6 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        step *= min(1.0, 1.0 / (float(np.abs(step).max()) or 1.0))  # damped: never jump far
+        a, b = np.array([a, b]) - step
+    return float(a), float(b)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "forge-bench")
+    ap.add_argument("--refresh", action="store_true")
+    args = ap.parse_args()
+    pools = collect(args.cache, args.refresh)
+    current = np.array(ranking.HYBRID[1:])
+    print(f"pools: {len(pools)} queries, answer in pool for {sum(1 for _, y in pools if y.any())}")
+    print(f"tune MRR@10, current coefficients: {mrr(pools, current):.4f}")
+    for i, name in enumerate(ranking.FEATURES):
+        w = current.copy()
+        w[i] = 0.0
+        print(f"  without {name:8}: {mrr(pools, w):.4f}")
+    w = fit_listwise(pools)
+    print(f"tune MRR@10, listwise fit: {mrr(pools, w):.4f}")
+    x = np.vstack([x for x, _ in pools])
+    y = np.concatenate([y for _, y in pools])
+    a, b = platt(x @ w, y)
+    coef = [b, *(a * w)]
+    print("HYBRID =", tuple(round(float(c), 3) for c in coef))
+    av, bv = platt(x[:, 0], y)
+    print("VECTOR =", (round(bv, 3), round(av, 3)))
+    al, bl = platt(x[:, 1], y)
+    print("LEXICAL =", (round(bl, 3), round(al, 3)))
+    # Calibration check: mean predicted vs observed rate in score bins.
+    p = 1 / (1 + np.exp(-(x @ np.array(coef[1:]) + coef[0])))
+    for lo, hi in ((0, 0.1), (0.1, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 1.01)):
+        m = (p >= lo) & (p < hi)
+        if m.any():
+            print(f"  score {lo:.1f}-{hi:.1f}: n={int(m.sum()):6} predicted {p[m].mean():.3f} observed {y[m].mean():.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Ranking rules: file-role prior, exact filters, score floor, calibrated and monotone scores.
+
+The search tests run the real pipeline, SQLite/FTS5 and Chroma through `Workspace`; only
+the model is a fake (a bag-of-words hashing embedder), because these tests check ranking
+rules, not embedding quality (tests/integration/test_search_quality.py uses the model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer import ranking
+from indexer.errors import InvalidQuery
+from indexer.lexical import terms
+from indexer.settings import Settings
+from indexer.workspace import Workspace
+
+DIM = 128
+
+
+class BagOfWords:
+    """A deterministic stand-in for the model: hashed word counts, normalised."""
+
+    model_id = "fake-bag-of-words"
+    dim = DIM
+    max_tokens = 256
+
+    def count_tokens(self, text: str) -> int:
+        return len(re.findall(r"\w+|[^\w\s]", text)) + 2
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(DIM, dtype=np.float32)
+        for t in terms(text):
+            v[int(hashlib.md5(t.encode()).hexdigest(), 16) % DIM] += 1.0
+        n = float(np.linalg.norm(v))
+        return v / n if n else v + 1.0 / np.sqrt(DIM)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return np.vstack([self._vec(t) for t in texts]) if texts else np.zeros((0, DIM), np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._vec(text)
+
+
+IMPL = '''def parse_config(text):
+    settings = {}
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        settings[key.strip()] = value.strip()
+    return settings
+'''
+# The test says the query's words more often than the implementation does.
+TEST = '''from parser import parse_config
+
+
+def test_parse_config_text_into_settings():
+    settings = parse_config("a=1")  # parse config text into settings
+    assert settings == {"a": "1"}  # config settings parsed from text
+'''
+TS = '''export function parseConfigText(text: string): Record<string, string> {
+  const settings: Record<string, string> = {};
+  for (const line of text.split("\\n")) { const [k, v] = line.split("="); settings[k] = v; }
+  return settings;
+}
+'''
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    root = tmp_path_factory.mktemp("ranking")
+    (root / "src").mkdir()
+    (root / "tests").mkdir()
+    (root / "web").mkdir()
+    (root / "src" / "parser.py").write_text(IMPL)
+    (root / "tests" / "test_parser.py").write_text(TEST)
+    (root / "web" / "config.ts").write_text(TS)
+    w = Workspace(root, Settings(state_dir=root.parent / f"{root.name}-state"), embedder=BagOfWords())
+    w.index()
+    yield w
+    w.close()
+
+
+def test_role_of_paths() -> None:
+    assert ranking.role_of("tests/test_parser.py") == "test"
+    assert ranking.role_of("pkg/parser_test.go") == "test"
+    assert ranking.role_of("web/cart.spec.ts") == "test"
+    assert ranking.role_of("src/main/java/FooTest.java") == "test"
+    assert ranking.role_of("examples/basic.py") == "example"
+    assert ranking.role_of("pkg/testdata/in.go") == "fixture"
+    assert ranking.role_of("api/v1/types.pb.go") == "generated"
+    assert ranking.role_of("vendor/github.com/x/y.go") == "vendor"
+    assert ranking.role_of("README.md", "markdown") == "docs"
+    assert ranking.role_of("src/parser.py") == "code"
+    assert ranking.role_of("src/testing_utils.py") == "code"  # a word inside a name is not a role
+
+
+def test_queries_that_ask_for_tests_want_them() -> None:
+    assert "test" in ranking.wanted_roles("tests for the config parser")
+    assert "example" in ranking.wanted_roles("usage example of the retry decorator")
+    assert ranking.wanted_roles("parse config text into settings") == set()
+
+
+def test_plain_query_puts_the_implementation_above_its_test(ws: Workspace) -> None:
+    hits = ws.search("parse config text into settings", limit=10)
+    paths = [h.path for h in hits]
+    assert paths[0] in ("src/parser.py", "web/config.ts"), paths
+    assert "tests/test_parser.py" in paths  # demoted, still found
+    assert paths.index("src/parser.py") < paths.index("tests/test_parser.py")
+
+
+def test_without_the_prior_the_test_would_win(ws: Workspace) -> None:
+    # Guards the fixture: the demotion is what puts the implementation first.
+    store = ws.store
+    from indexer import query
+
+    pool = query.candidates(store, ws.embedder, "parse config text into settings")
+    by_path = {c.path: c for c in pool if c.symbol}
+    assert by_path["tests/test_parser.py"].bm25 > by_path["src/parser.py"].bm25
+
+
+def test_a_query_about_tests_finds_the_test_first(ws: Workspace) -> None:
+    hits = ws.search("test that parse config turns text into settings", limit=5)
+    assert hits[0].path == "tests/test_parser.py"
+
+
+def test_a_path_filter_selects_tests_and_stays_exact(ws: Workspace) -> None:
+    hits = ws.search("parse config text into settings", limit=10, paths=["tests/**"])
+    assert hits and all(h.path.startswith("tests/") for h in hits)
+
+
+def test_language_filter_is_exact(ws: Workspace) -> None:
+    hits = ws.search("parse config text into settings", limit=10, languages=["typescript"])
+    assert hits and {h.language for h in hits} == {"typescript"}
+
+
+def test_scores_are_probabilities_in_order(ws: Workspace) -> None:
+    for mode in ("hybrid", "vector", "lexical"):
+        hits = ws.search("parse config text into settings", limit=10, mode=mode)
+        scores = [h.score for h in hits]
+        assert scores and all(0.0 <= s <= 1.0 for s in scores)
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_score_floor_is_honoured(ws: Workspace) -> None:
+    from indexer import query
+
+    everything = query.search(ws.store, ws.embedder, "parse config text into settings", limit=10)
+    floor = everything[len(everything) // 2].score
+    kept = query.search(ws.store, ws.embedder, "parse config text into settings", limit=10, min_score=floor)
+    assert kept and all(h.score >= floor for h in kept)
+    assert [h.chunk_id for h in kept] == [h.chunk_id for h in everything if h.score >= floor]
+    assert query.search(ws.store, ws.embedder, "parse config", limit=10, min_score=1.0) == []
+    with pytest.raises(InvalidQuery):
+        query.search(ws.store, ws.embedder, "parse config", min_score=1.5)
+
+
+@dataclass
+class _C:
+    path: str = "src/a.py"
+    symbol: str | None = "load_settings"
+    language: str = "python"
+    kind: str | None = "function"
+    cosine: float = 0.4
+    bm25: float = 0.5
+    score: float = 0.0
+
+
+def _score(c: _C, query: str = "load the settings") -> float:
+    ranking.score([c], query)
+    return c.score
+
+
+@pytest.mark.parametrize("field", ["cosine", "bm25"])
+def test_score_is_monotone_in_the_evidence(field: str) -> None:
+    scores = []
+    for v in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
+        c = _C()
+        setattr(c, field, v)
+        scores.append(_score(c))
+    assert scores == sorted(scores) and scores[0] < scores[-1]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_score_is_comparable_across_queries() -> None:
+    # Same evidence, different query wording: the score depends on the evidence only.
+    a = _score(_C(symbol="x"), "load the settings")
+    b = _score(_C(symbol="x"), "read every configured option from the file on disk")
+    assert a == pytest.approx(b)
+
+
+def test_name_match_and_role_move_the_score() -> None:
+    assert _score(_C(symbol="load_settings")) > _score(_C(symbol="helper"))
+    assert _score(_C(path="tests/test_a.py")) < _score(_C())
+    # Asked for tests, a test file is not demoted (its path even matches the query).
+    assert _score(_C(path="tests/test_a.py"), "test load the settings") >= _score(_C(), "test load the settings")
+
+
+def test_vector_and_lexical_modes_score_their_own_evidence() -> None:
+    lo, hi = _C(cosine=0.2), _C(cosine=0.7)
+    ranking.score([lo, hi], "q", "vector")
+    assert 0.0 <= lo.score < hi.score <= 1.0
+    lo, hi = _C(bm25=0.1), _C(bm25=2.0)
+    ranking.score([lo, hi], "q", "lexical")
+    assert 0.0 <= lo.score < hi.score <= 1.0
+
+
+def test_unknown_mode_is_refused(ws: Workspace) -> None:
+    with pytest.raises(InvalidQuery):
+        ws.search("x", mode="fuzzy")
+
+
+def test_workspace_root_has_no_state(ws: Workspace) -> None:
+    assert not any(p.name.endswith(".sqlite") for p in Path(ws.root).rglob("*"))
+
+
+def test_common_terms_are_left_out_of_large_lexical_queries_only() -> None:
+    from indexer.query import _selective
+
+    small = {"get": 400, "user": 30, "name": 10}
+    assert _selective(1000, small) == ["get", "user", "name"]  # a small index keeps every term
+    big = {"get": 40_000, "user": 3_000, "name": 900}
+    assert _selective(100_000, big) == ["user", "name"]  # 40% of chunks: no signal, all cost
+    assert _selective(100_000, {"get": 40_000, "set": 50_000}) == ["get"]  # never nothing
