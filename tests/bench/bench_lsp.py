@@ -8,7 +8,7 @@ Prints, per workspace: time from `initialized` to the first useful answer (a
 forge/search that returns hits, and one whose top hit is a semantic match) and to the
 end of indexing; server RSS after indexing; workspace/symbol and forge/search latency
 p50/p95; save-to-searchable latency p50/p95 (didSave of a file with a new function →
-first forge/search that returns it, default debounce 300 ms).
+first forge/search that returns it; a save waits 50 ms before it is reindexed).
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ async def measure(roots: tuple[str, ...], ws: Path, state: Path, rounds: int) ->
             await asyncio.sleep(0.01)
         lat.append(time.perf_counter() - t)
         await asyncio.sleep(0.4)  # let the watcher's echo of the same write settle
-    print(fmt("save -> searchable (debounce 300 ms)", lat))
+    print(fmt("save -> searchable (didSave, 50 ms save delay)", lat))
     print(f"server RSS at the end: {rss_mb(pid):.0f} MB")
     await client.shutdown_session()
     await client.stop()
