@@ -70,7 +70,6 @@ def ensure_config(ctx: IndexContext) -> bool:
         log.warning("index config changed (%s -> %s): re-embedding everything", have, want)
     ctx.store.sql.reset()
     ctx.store.vectors.reset()
-    ctx.store.recount()
     ctx.store.sql.set_meta("config_hash", want)
     return have is not None
 

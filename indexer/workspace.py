@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import filelock
@@ -227,28 +227,16 @@ class Workspace:
         Files are chunked and stored first (lexical and symbol search answer at once), then
         embedded. `embed=False` leaves the embedding backlog to `embed_pending()`.
         """
-        with self._index_lock:
-            self.indexing = True
+        def progress(p: Progress) -> None:
+            self._progress = p
+            if on_progress is not None:
+                on_progress(p)
 
-            def progress(p: Progress) -> None:
-                self._progress = p
-                if on_progress is not None:
-                    on_progress(p)
-
-            try:
-                ctx = IndexContext(self.root, self.settings, self.store, self.embedder, self._rules)
-                summary = run_index(ctx, paths, on_progress=progress, cancel=cancel, embed=embed)
-                self.last_summary = summary
-                self.last_error = None
-                return summary
-            except ForgeError as exc:
-                self.last_error = str(exc)
-                raise
-            except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                raise
-            finally:
-                self.indexing = False
+        with self._writing() as ctx:
+            summary = run_index(ctx, paths, on_progress=progress, cancel=cancel, embed=embed)
+            self.last_summary = summary
+            self.last_error = None
+            return summary
 
     def embed_pending(
         self,
@@ -261,13 +249,16 @@ class Workspace:
         """Embed chunks stored without a vector (for up to `budget_s`); returns texts still waiting.
 
         Counts and timings are added to `summary` when given (a run split into slices)."""
+        with self._writing() as ctx:
+            return embed_pending(ctx, budget_s=budget_s, on_progress=on_progress, cancel=cancel, summary=summary)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[IndexContext]:
+        """One writer at a time: marks the workspace busy and keeps the error a run ends with."""
         with self._index_lock:
             self.indexing = True
             try:
-                ctx = IndexContext(self.root, self.settings, self.store, self.embedder, self._rules)
-                return embed_pending(
-                    ctx, budget_s=budget_s, on_progress=on_progress, cancel=cancel, summary=summary
-                )
+                yield IndexContext(self.root, self.settings, self.store, self.embedder, self._rules)
             except Exception as exc:
                 self.last_error = str(exc) if isinstance(exc, ForgeError) else f"{type(exc).__name__}: {exc}"
                 raise
@@ -354,7 +345,7 @@ class Workspace:
             with contextlib.suppress(Exception):  # a store being closed answers next time
                 counts = store.sql.counts()
                 last = store.sql.get_meta("last_indexed")
-                vectors = store.vector_count
+                vectors = store.vectors.known_count
         elif (self.state_dir / "index.sqlite").is_file():
             counts, last = read_counts(self.state_dir / "index.sqlite")
         p = self._progress

@@ -261,9 +261,7 @@ class IndexWorker:
         ws = None
         try:
             ws = self._ls.open_workspace(root.path, root.settings)
-            open_store = getattr(ws, "open_store", None)
-            if open_store is not None:
-                open_store()
+            ws.open_store()
         except RETRYABLE as exc:
             if ws is not None:
                 ws.close()

@@ -169,6 +169,9 @@ class FakeWorkspace:
         finally:
             self.indexing = False
 
+    def open_store(self) -> None:
+        """Nothing to open: the fake keeps its index in memory."""
+
     def embed_pending(
         self,
         *,
