@@ -71,7 +71,7 @@ def test_unreadable_file_is_an_error_not_a_crash(polyglot: Path, tmp_path: Path,
     env = {**os.environ, "HOME": str(tmp_path), "FORGE_INDEXER_STATE_DIR": str(state),
            "FORGE_INDEXER_CACHE_DIR": str(cache), "XDG_CONFIG_HOME": str(tmp_path / "nobody-config")}
     proc = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "indexer.cli",
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "server.cli",
          "index", str(polyglot), "--json"],
         capture_output=True, text=True, timeout=600, env=env,
     )

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 def run(*args: str, state: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "indexer.cli", *args, "--state-dir", str(state)],
+    return subprocess.run([sys.executable, "-m", "server.cli", *args, "--state-dir", str(state)],
                           capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
@@ -71,7 +71,7 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_model_command(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "indexer.cli", "model", "--json"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "server.cli", "model", "--json"], capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
@@ -80,5 +80,5 @@ def test_model_command(tmp_path: Path) -> None:
 
 def test_help_for_every_command() -> None:
     for cmd in ("index", "search", "context", "status", "model", "lsp"):
-        out = subprocess.run([sys.executable, "-m", "indexer.cli", cmd, "--help"], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-m", "server.cli", cmd, "--help"], capture_output=True, text=True)
         assert out.returncode == 0 and "Usage" in out.stdout, cmd

@@ -28,7 +28,7 @@ def big_workspace(dest: Path) -> Path:
 
 
 def cli(*args: str, state: Path, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "indexer.cli", *args, "--state-dir", str(state)],
+    return subprocess.run([sys.executable, "-m", "server.cli", *args, "--state-dir", str(state)],
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -51,7 +51,7 @@ def row_count(state: Path, table: str) -> int:
 def test_kill_9_then_rerun_repairs(tmp_path: Path, table: str, kill_after: int) -> None:
     ws = big_workspace(tmp_path / "ws")
     state = tmp_path / "state"
-    proc = subprocess.Popen([sys.executable, "-m", "indexer.cli", "index", str(ws), "--state-dir", str(state)],
+    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "index", str(ws), "--state-dir", str(state)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None and row_count(state, table) < kill_after:

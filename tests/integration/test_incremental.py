@@ -120,7 +120,7 @@ def test_second_process_gets_a_clear_lock_error(polyglot: Path, open_ws, tmp_pat
     ws = open_ws(polyglot)
     ws.index()
     proc = subprocess.run(
-        [sys.executable, "-m", "indexer.cli", "status", "-w", str(polyglot), "--state-dir", str(tmp_path / "state")],
+        [sys.executable, "-m", "server.cli", "status", "-w", str(polyglot), "--state-dir", str(tmp_path / "state")],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 1
