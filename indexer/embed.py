@@ -138,6 +138,7 @@ class LlamaEmbedder:
                 "the model may need a newer llama-cpp-python."
             )
         self._model = model
+        log.info("loaded the embedding model %s", path.name)
         self._vocab = llama.llama_model_get_vocab(model)
         self._dim = int(llama.llama_model_n_embd_out(model) or llama.llama_model_n_embd(model))
         if self._dim != spec.dim:

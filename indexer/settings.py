@@ -23,7 +23,7 @@ WORKSPACE_CONFIG_FILE = ".forge-indexer.toml"
 ENV_PREFIX = "FORGE_INDEXER_"
 #: Keys a file inside the workspace may not set: a cloned repository must never decide
 #: which native model file llama.cpp parses or where a copy of the code is written.
-USER_ONLY_KEYS = frozenset({"model_path", "state_dir"})
+USER_ONLY_KEYS = frozenset({"model_path", "state_dir", "keyring_backend"})
 
 
 class Settings(BaseModel):
@@ -70,6 +70,21 @@ class Settings(BaseModel):
     # --- daemon ----------------------------------------------------------------------
     debounce_ms: int = Field(default=300, ge=0, le=60_000, description="Quiet time before files changed outside the editor are reindexed (a save waits at most 50 ms).")
     watch: bool = Field(default=True, description="Watch the workspace for changes made outside the editor.")
+    shared_daemon: bool = Field(
+        default=True,
+        description="Editors and the CLI share one daemon per workspace (one index, one model "
+        "in memory; needs an OS keyring). Off: each editor gets its own server process.",
+    )
+    daemon_idle_timeout_s: int = Field(
+        default=1800, ge=0, le=7 * 24 * 3600,
+        description="Seconds the shared daemon keeps running with no client connected (0: until stopped).",
+    )
+    # --- security --------------------------------------------------------------------
+    keyring_backend: str | None = Field(
+        default=None,
+        description="Full class name of a keyring backend to accept although it is not an OS "
+        "keyring (e.g. keyrings.alt.file.PlaintextKeyring). Empty: only OS keyrings.",
+    )
 
 
 def default_state_root() -> Path:

@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from importlib import metadata
+from typing import BinaryIO
 
 try:
     __version__ = metadata.version("forge-indexer")
@@ -33,11 +34,20 @@ def _parser() -> argparse.ArgumentParser:
         help="log level (default: INFO)",
     )
     p.add_argument("--stdio", action="store_true", help="accepted for editors that pass it")
+    p.add_argument(
+        "--no-daemon",
+        action="store_true",
+        help="serve this editor in this process instead of through the shared workspace daemon",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the server on stdio until the client says `exit` or goes away."""
+    """Serve an editor on stdio until it says `exit` or goes away.
+
+    Through the workspace's shared daemon when possible (`server.daemon.editor`), else with
+    a language server in this process.
+    """
     args = _parser().parse_args(argv)
     from server.stdio import claim_stdout
 
@@ -45,11 +55,23 @@ def main(argv: list[str] | None = None) -> int:
     from server.logs import setup_logging
 
     setup_logging(args.log_file, args.log_level)
+    stdin: BinaryIO = sys.stdin.buffer
+    notice = None
+    if not args.no_daemon:
+        from server.daemon.editor import serve_editor
+
+        outcome = serve_editor(stdin, protocol_out)
+        if outcome.code is not None:
+            return outcome.code
+        assert outcome.stdin is not None
+        stdin, notice = outcome.stdin, outcome.notice
     from server.server import create_server
 
     ls = create_server()
+    if notice:
+        ls.notices.append(notice)
     try:
-        ls.start_io(sys.stdin.buffer, protocol_out)
+        ls.start_io(stdin, protocol_out)
     finally:
         ls.close_all()
         logging.getLogger(__name__).info("server stopped")

@@ -1,8 +1,12 @@
-"""`forge-indexer` command line: index, search, context, status, model, lsp.
+"""`forge-indexer` command line: index, search, context, status, model, lsp, daemon, token.
 
 Built on typer (arguments, help) and rich (progress bar on stderr). Every failure the user
 can act on is a `ForgeError` and prints as one line, `error: ...`, with exit status 1;
 JSON output goes to stdout only, so `--json` output is always machine-readable.
+
+`search`, `context`, `status` and `index` go through the workspace's daemon when one runs
+(`server.daemon.remote`: no model load, no index open in this process) and work
+in-process when none does.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import typer
 from indexer.errors import ForgeError
 from indexer.settings import load_settings
 from indexer.types import Progress
+from server.cli_common import JsonOpt, StateDir, WorkspaceOpt, cli_settings, fail
+from server.cli_daemon import _stop_daemon, daemon_app, token_app
 
 app = typer.Typer(
     name="forge-indexer",
@@ -26,27 +32,25 @@ app = typer.Typer(
     add_completion=False,
 )
 
-StateDir = Annotated[
-    Path | None,
-    typer.Option("--state-dir", help="Where indexes live (default: the user state dir; env FORGE_INDEXER_STATE_DIR)."),
-]
-WorkspaceOpt = Annotated[Path, typer.Option("-w", "--workspace", help="The indexed folder.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON to stdout.")]
+def _open(path: Path, state_dir: Path | None, *, daemon: bool = True, progress: bool = False) -> Any:
+    """The workspace's daemon if one runs (a `RemoteWorkspace`), else the index in-process."""
+    root = path.expanduser().resolve()
+    settings = cli_settings(root, state_dir)
+    if daemon:
+        from server.daemon.remote import connect
 
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
-def _open(path: Path, state_dir: Path | None) -> Any:
+        remote = connect(root, settings, progress=progress)
+        if remote is not None:
+            return remote
     from indexer.workspace import Workspace
 
-    root = path.expanduser().resolve()
-    settings, warnings = load_settings(root, {"state_dir": state_dir} if state_dir else None)
-    for w in warnings:
-        typer.echo(f"warning: {w}", err=True)
     return Workspace(root, settings)
+
+
+def _is_remote(ws: Any) -> bool:
+    from server.daemon.remote import RemoteWorkspace
+
+    return isinstance(ws, RemoteWorkspace)
 
 
 def _hit_json(h: Any) -> dict[str, Any]:
@@ -72,9 +76,14 @@ def index(
     from rich.progress import Progress as Bar
 
     try:
-        ws = _open(path, state_dir)
+        if rebuild:
+            _stop_daemon(path.expanduser().resolve(), state_dir, quiet=True)
+        ws = _open(path, state_dir, daemon=not rebuild, progress=True)
     except ForgeError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
+    if _is_remote(ws):
+        _index_remote(ws, json_out)
+        return
     with ws:
         if rebuild:
             ws.discard_index()
@@ -97,9 +106,9 @@ def index(
             with bar:
                 summary = ws.index(on_progress=tick)
         except ForgeError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         except KeyboardInterrupt:
-            raise _fail("interrupted; what was indexed so far is kept.") from None
+            raise fail("interrupted; what was indexed so far is kept.") from None
     data = summary.to_json()
     if json_out:
         typer.echo(json.dumps(data, indent=2))
@@ -115,6 +124,45 @@ def index(
     )
     if summary.errors:
         typer.echo(f"{len(summary.errors)} files failed (see --json for reasons)", err=True)
+
+
+def _index_remote(ws: Any, json_out: bool) -> None:
+    """`index` through the daemon: it reindexes, this process shows its progress."""
+    import time
+
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    bar = Bar(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+              TimeElapsedColumn(), transient=True, disable=not sys.stderr.isatty())
+    task = bar.add_task(f"Indexing (daemon pid {ws.pid})", total=100)
+
+    def tick(value: dict[str, Any]) -> None:
+        if isinstance(value.get("percentage"), int | float):
+            bar.update(task, completed=value["percentage"])
+        if value.get("message"):
+            bar.update(task, description=str(value["message"])[:60])
+
+    started = time.monotonic()
+    try:
+        with ws, bar:
+            result = ws.index(on_progress=tick)
+    except ForgeError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted; the daemon goes on indexing in the background.") from None
+    result["seconds"] = round(time.monotonic() - started, 2)
+    st = result["status"]
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(
+        f"indexed by the daemon (pid {ws.pid}): {st.get('files')} files, {st.get('chunks')} chunks, "
+        f"{st.get('vectors')} vectors; {result['seconds']:.1f}s"
+        + ("" if result["done"] else " (still running)")
+    )
+    if st.get("last_error"):
+        typer.echo(f"last error: {st['last_error']}", err=True)
 
 
 @app.command()
@@ -134,31 +182,35 @@ def search(
 ) -> None:
     """Search the index of a workspace."""
     if mode not in ("hybrid", "vector", "lexical"):
-        raise _fail(f"--mode must be hybrid, vector or lexical, not {mode!r}")
+        raise fail(f"--mode must be hybrid, vector or lexical, not {mode!r}")
     if (query is None) == (queries is None):
-        raise _fail("give a QUERY or --queries FILE (one of them)")
+        raise fail("give a QUERY or --queries FILE (one of them)")
     try:
         with _open(workspace, state_dir) as ws:
+
+            def run(q: str) -> list[dict[str, Any]]:
+                found = ws.search(q, limit=k, languages=lang, paths=path_glob, mode=mode, min_score=min_score)
+                return found if _is_remote(ws) else [_hit_json(h) for h in found]
+
             if queries is not None:
                 try:
                     lines = [q.strip() for q in queries.read_text(encoding="utf-8").splitlines()]
                 except OSError as exc:
                     raise ForgeError(f"cannot read --queries file: {exc}") from exc
                 for q in filter(None, lines):
-                    hits = ws.search(q, limit=k, languages=lang, paths=path_glob, mode=mode, min_score=min_score)
-                    typer.echo(json.dumps({"query": q, "results": [_hit_json(h) for h in hits]}))
+                    typer.echo(json.dumps({"query": q, "results": run(q)}))
                 return
             assert query is not None
-            hits = ws.search(query, limit=k, languages=lang, paths=path_glob, mode=mode, min_score=min_score)
+            hits = run(query)
     except ForgeError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if json_out:
-        typer.echo(json.dumps({"query": query, "results": [_hit_json(h) for h in hits]}, indent=2))
+        typer.echo(json.dumps({"query": query, "results": hits}, indent=2))
         return
     if not hits:
         typer.echo("no results")
     for h in hits:
-        typer.echo(f"{h.score:.3f}  {h.path}:{h.start_line}-{h.end_line}  {h.symbol or ''}")
+        typer.echo(f"{h['score']:.3f}  {h['path']}:{h['start_line']}-{h['end_line']}  {h['symbol'] or ''}")
 
 
 @app.command()
@@ -174,20 +226,22 @@ def context(
     """Retrieve code context for QUERY (or around --file/--line), packed into --budget tokens."""
     try:
         with _open(workspace, state_dir) as ws:
-            result = ws.context(query, path=file, line=line if file else None, budget=budget)
+            if _is_remote(ws):
+                data = ws.context(query, path=file, line=line if file else None, budget=budget)
+            else:
+                result = ws.context(query, path=file, line=line if file else None, budget=budget)
+                data = {"budget": result.budget, "tokens_used": result.tokens_used, "snippets": [
+                    {"path": s.path, "start_line": s.start_line, "end_line": s.end_line,
+                     "score": s.score, "tokens": s.tokens, "text": s.text} for s in result.snippets]}
     except ForgeError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if json_out:
-        typer.echo(json.dumps({
-            "query": query, "budget": result.budget, "tokens_used": result.tokens_used,
-            "snippets": [{"path": s.path, "start_line": s.start_line, "end_line": s.end_line,
-                          "score": s.score, "tokens": s.tokens, "text": s.text} for s in result.snippets],
-        }, indent=2))
+        typer.echo(json.dumps({"query": query, **data}, indent=2))
         return
-    for s in result.snippets:
-        typer.echo(f"--- {s.path}:{s.start_line}-{s.end_line} (score {s.score:.3f}, {s.tokens} tokens)")
-        typer.echo(s.text)
-    typer.echo(f"--- {result.tokens_used}/{result.budget} tokens", err=True)
+    for s in data["snippets"]:
+        typer.echo(f"--- {s['path']}:{s['start_line']}-{s['end_line']} (score {s['score']:.3f}, {s['tokens']} tokens)")
+        typer.echo(s["text"])
+    typer.echo(f"--- {data['tokens_used']}/{data['budget']} tokens", err=True)
 
 
 @app.command()
@@ -195,15 +249,16 @@ def status(workspace: WorkspaceOpt = Path("."), json_out: JsonOpt = False, state
     """Show what is indexed for a workspace."""
     try:
         with _open(workspace, state_dir) as ws:
-            if (ws.state_dir / "index.sqlite").is_file():
+            if not _is_remote(ws) and (ws.state_dir / "index.sqlite").is_file():
                 ws.open_store()  # the vector count needs Chroma, which needs the model's dimension
             data = ws.status()
     except ForgeError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if json_out:
         typer.echo(json.dumps(data, indent=2))
         return
-    for key in ("root", "files", "chunks", "vectors", "symbols", "model", "state_dir", "last_indexed", "last_error"):
+    keys = ["root", "files", "chunks", "vectors", "symbols", "model", "state_dir", "last_indexed", "last_error"]
+    for key in [*keys, "daemon_pid"] if "daemon_pid" in data else keys:
         typer.echo(f"{key:>13}: {data.get(key)}")
 
 
@@ -218,7 +273,7 @@ def model(json_out: JsonOpt = False) -> None:
     try:
         info = model_info(settings)
     except ForgeError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if json_out:
         typer.echo(json.dumps(info, indent=2, default=str))
         return
@@ -228,14 +283,19 @@ def model(json_out: JsonOpt = False) -> None:
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def lsp(ctx: typer.Context) -> None:
-    """Serve the Language Server Protocol on stdio (editors start this)."""
+    """Serve the Language Server Protocol on stdio (editors start this): through the
+    workspace's shared daemon, started if needed, or in this process (--no-daemon)."""
     from server import main as server_main
 
     raise typer.Exit(server_main(list(ctx.args)))
 
 
-def main() -> None:
-    app()
+app.add_typer(daemon_app, name="daemon")
+app.add_typer(token_app, name="token")
+
+
+def main(argv: list[str] | None = None) -> None:
+    app(args=argv)
 
 
 if __name__ == "__main__":

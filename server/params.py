@@ -6,7 +6,7 @@ camelCase on the wire, snake_case here. Unknown keys are rejected so that a typo
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -36,6 +36,7 @@ class SearchParams(RequestParams):
     paths: list[str] | None = Field(
         default=None, max_length=256, description="gitignore-style globs, relative to each root"
     )
+    mode: Literal["hybrid", "vector", "lexical"] = "hybrid"
 
     @field_validator("paths")
     @classmethod

@@ -65,6 +65,7 @@ def search(roots: list[RootState], p: SearchParams, cancel: CancelToken | None) 
                 paths=p.paths,
                 cancel=cancel,
                 min_score=p.min_score or 0.0,
+                mode=p.mode,
             )
         except IndexNotReady as exc:
             errors.append(exc)

@@ -139,6 +139,7 @@ class ForgeLanguageServer(LanguageServer):
         self._shown: set[str] = set()
         self._closed = False
         self.progress_unanswered = False  # the client ignored window/workDoneProgress/create
+        self.notices: list[str] = []  # warnings for the user, shown once the client is ready
         self.log_handler = LspLogHandler(self)
         # Injected in unit tests; by default the real facade, imported when first needed
         # (it loads chromadb, and llama.cpp later: never before stdout is moved away).

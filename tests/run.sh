@@ -3,9 +3,15 @@
 # This is the README's test command and what CI (.ci/run) runs. Extra args go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Neovim is the real LSP client of the end-to-end tests (Debian's 0.7).
-if ! command -v nvim >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && apt-get install -y -qq neovim >/dev/null) || echo "warning: could not install neovim" >&2
+# Neovim is the real LSP client of the end-to-end tests (Debian's 0.7); gnome-keyring and
+# dbus give the daemon tests a real Secret Service (keyring backend).
+missing=""
+command -v nvim >/dev/null 2>&1 || missing="$missing neovim"
+command -v gnome-keyring-daemon >/dev/null 2>&1 || missing="$missing gnome-keyring"
+command -v dbus-run-session >/dev/null 2>&1 || missing="$missing dbus"
+if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null) \
+        || echo "warning: could not install$missing" >&2
 fi
 bash tests/setup.sh test
 # shellcheck disable=SC1091
@@ -15,4 +21,5 @@ echo "== mypy"; mypy
 echo "== pytest"
 # Everything: unit, integration (real model, Chroma, SQLite) and end to end (pytest-lsp and
 # headless Neovim against the real server).
-python -m pytest -q -p no:cacheprovider --timeout=900 "$@"
+# They run inside a private D-Bus session with an unlocked gnome-keyring (tests/keyring.sh).
+dbus-run-session -- bash tests/keyring.sh python -m pytest -q -p no:cacheprovider --timeout=900 "$@"

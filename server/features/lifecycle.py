@@ -32,6 +32,8 @@ def register(ls: ForgeLanguageServer) -> None:
     @ls.feature(types.INITIALIZED)
     async def initialized(ls: ForgeLanguageServer, params: types.InitializedParams) -> None:
         """Open every root (background indexing) and ask the client to report file changes."""
+        for notice in ls.notices:
+            ls.show_message(notice, types.MessageType.Warning, once=True)
         await open_roots(ls, folders_of(ls))
         await _register_dynamic(ls)
 

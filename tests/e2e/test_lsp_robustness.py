@@ -37,6 +37,8 @@ from tests.e2e.helpers import (
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="function")]
 
 SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "server"])
+#: An editor's own server process, as without a keyring or with `sharedDaemon` off.
+IN_PROCESS = ClientServerConfig(server_command=[sys.executable, "-m", "server", "--no-daemon"])
 
 
 @pytest.fixture(autouse=True)
@@ -45,8 +47,9 @@ def _server_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FORGE_INDEXER_STATE_DIR", str(tmp_path / "state"))
 
 
-async def start(ws: Path, roots: tuple[str, ...], editor: str = "visual_studio_code") -> LanguageClient:
-    lsp = await SERVER.start()
+async def start(ws: Path, roots: tuple[str, ...], editor: str = "visual_studio_code",
+                config: ClientServerConfig = SERVER) -> LanguageClient:
+    lsp = await config.start()
     assert isinstance(lsp, LanguageClient)
     accept_registrations(lsp)
     await lsp.initialize_session(init_params(ws, editor, roots=roots))
@@ -75,11 +78,15 @@ async def one_root(tmp_path: Path) -> AsyncIterator[tuple[LanguageClient, Path]]
 # --- one owner per index -----------------------------------------------------------------
 
 
-async def test_a_second_server_on_the_same_workspace_names_the_owner_within_a_second(
-    one_root: tuple[LanguageClient, Path],
+async def test_a_second_server_process_on_the_same_workspace_names_the_owner_within_a_second(
+    tmp_path: Path,
 ) -> None:
-    first, ws = one_root
-    second = await start(ws, ("root_b",))
+    """Two editors' own server processes (no shared daemon): one owns the index, the other
+    says who within a second and retries."""
+    ws = copy_workspace(tmp_path)
+    first = await start(ws, ("root_b",), config=IN_PROCESS)
+    await wait_indexed(first, roots=1, timeout=300, every=0.05)
+    second = await start(ws, ("root_b",), config=IN_PROCESS)
     try:
         started = time.monotonic()
         status: dict[str, Any] = {}
@@ -99,6 +106,7 @@ async def test_a_second_server_on_the_same_workspace_names_the_owner_within_a_se
         assert "HaversineDistance" in names(await search(first, "great-circle distance"))
     finally:
         await stop(second)
+        await stop(first)
 
 
 # --- git checkout: an event storm becomes one batch ---------------------------------------

@@ -1,0 +1,123 @@
+"""How `forge-indexer lsp` serves an editor: through the shared daemon, or in-process.
+
+Shared (the default, `sharedDaemon`): the editor's first message, `initialize`, names the
+workspace; the daemon for it is found or started, and the editor is relayed to it. Without
+a usable OS keyring the shared endpoint cannot be protected, so the editor is served by
+this process alone, as before the daemon existed, and told once why and how to fix it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from indexer.errors import ForgeError
+from indexer.settings import ENV_PREFIX, USER_ONLY_KEYS, load_settings
+from server.daemon.framing import FramingError, frame, read_message_sync
+from server.roots import uri_to_path
+from server.session import client_section
+
+log = logging.getLogger(__name__)
+
+
+class PrefixedStdin(io.RawIOBase):
+    """stdin with the bytes already read put back in front (for the in-process server)."""
+
+    def __init__(self, prefix: bytes, rest: BinaryIO) -> None:
+        self._prefix = io.BytesIO(prefix)
+        self._rest = rest
+
+    def readline(self, size: int | None = -1) -> bytes:
+        # pygls reads headers by line and bodies by length, so a line never straddles the two.
+        line = self._prefix.readline()
+        return line if line.endswith(b"\n") else line + self._rest.readline()
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._prefix.read(size if size is not None and size >= 0 else -1)
+        if size is None or size < 0:
+            return data + self._rest.read()
+        if len(data) < size:
+            data += self._rest.read(size - len(data))
+        return data
+
+
+@dataclass
+class Outcome:
+    """What happened: the relay ran to its end (`code`), or the editor needs the in-process server."""
+
+    code: int | None = None
+    stdin: Any = None  # a binary stream with readline() and read(n)
+    notice: str | None = None
+
+
+def _workspace_of(params: dict[str, Any]) -> Path | None:
+    folders = params.get("workspaceFolders") or []
+    uris = [f.get("uri") for f in folders if isinstance(f, dict)] or [params.get("rootUri")]
+    for uri in uris:
+        if isinstance(uri, str) and (path := uri_to_path(uri)) is not None and path.is_dir():
+            return path.resolve()
+    root = params.get("rootPath")
+    return Path(root).resolve() if isinstance(root, str) and Path(root).is_dir() else None
+
+
+def serve_editor(stdin: BinaryIO, stdout: BinaryIO) -> Outcome:
+    """Relay the editor to its workspace's daemon, or say why it must be served in-process."""
+    try:
+        first = read_message_sync(stdin)
+    except FramingError as exc:
+        log.error("the editor's first message is unreadable: %s", exc)
+        return Outcome(code=1)
+    if first is None:
+        return Outcome(code=0)
+    body = first[1]
+    in_process = PrefixedStdin(frame(body), stdin)
+    try:
+        msg = json.loads(body)
+    except ValueError:
+        return Outcome(stdin=in_process)
+    params = msg.get("params") if isinstance(msg, dict) and msg.get("method") == "initialize" else None
+    workspace = _workspace_of(params) if isinstance(params, dict) else None
+    if workspace is None:
+        return Outcome(stdin=in_process)  # no folder (a single file): nothing to share
+    # The user-only settings an editor may pass (a state dir, a model) decide which index
+    # the daemon opens: the daemon gets them through its environment, not its arguments.
+    client = client_section((params or {}).get("initializationOptions"))
+    settings, _ = load_settings(workspace, client)
+    if not settings.shared_daemon:
+        return Outcome(stdin=in_process)
+    try:
+        return Outcome(code=_relay(stdin, stdout, msg, workspace, settings))
+    except ForgeError as exc:
+        log.warning("serving this editor in-process: %s", exc)
+        return Outcome(stdin=in_process, notice=(
+            "forge-indexer: the shared daemon is off, so this editor has its own index "
+            f"process (other editors and the CLI cannot share it): {exc}"))
+
+
+def _relay(stdin: BinaryIO, stdout: BinaryIO, initialize: dict[str, Any], workspace: Path, settings: Any) -> int:
+    from server.auth import secret as keyring_secret
+    from server.daemon.paths import log_file, paths_for
+    from server.daemon.relay import Relay
+    from server.daemon.spawn import ensure_daemon
+
+    backend = keyring_secret.select_backend(settings.keyring_backend)
+    paths = paths_for(workspace, settings)
+    env = {ENV_PREFIX + k.upper(): str(getattr(settings, k)) for k in USER_ONLY_KEYS
+           if getattr(settings, k) is not None}
+    logs = log_file(settings, paths.id)
+    ensure_daemon(paths, logs, env)  # fails here (→ in-process) if it cannot start
+
+    def secret() -> bytes:
+        value = keyring_secret.read_secret(paths.id, backend)
+        if value is None:
+            raise ForgeError("the daemon's secret is missing from the keyring")
+        return value
+
+    secret()  # fail now, while the editor can still be served in-process
+    relay = Relay(stdin, stdout, initialize, lambda: ensure_daemon(paths, logs, env), secret)
+    return asyncio.run(relay.run())

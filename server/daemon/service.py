@@ -1,0 +1,366 @@
+"""The daemon process: one language server for a workspace, shared over a local endpoint.
+
+It loads the workspace secret from the OS keyring (refusing to start without one: the
+shared endpoint must never be open without proofs), initialises the ordinary language
+server for its workspace through the `Hub`, and listens on a Unix socket in the private
+runtime dir (or, only when asked, on a loopback TCP port). Each connection:
+
+1. is checked for the peer's uid (`SO_PEERCRED`; `/proc/net/tcp` for loopback TCP);
+2. gets a fresh nonce and has `AUTH_TIMEOUT_S` to answer it (`server.auth.proof`);
+3. then sends framed messages, each with a `Forge-Proof`; a bad proof gets a JSON-RPC
+   error (-32001) and one audit line and is otherwise ignored; garbage, an oversized
+   Content-Length or a truncated body closes that connection only.
+
+The daemon stops on SIGTERM/SIGINT, on `forge-indexer daemon stop`, or after
+`daemonIdleTimeout` seconds with no connection and no indexing work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from indexer.errors import ForgeError
+from indexer.settings import Settings
+from server import __version__
+from server.auth import secret as keyring_secret
+from server.auth.proof import (
+    ProofRejected,
+    ReplayCache,
+    b64,
+    client_auth,
+    daemon_auth,
+    method_of,
+    new_nonce,
+    same,
+    session_key,
+    unb64,
+    verify,
+)
+from server.daemon.framing import MAX_HEADER_LINE, FramingError, read_message
+from server.daemon.hub import DAEMON_METHOD, MAX_INFLIGHT, Connection, Hub
+from server.daemon.paths import DaemonPaths
+from server.roots import path_to_uri
+
+log = logging.getLogger(__name__)
+audit = logging.getLogger("forge.audit")  # not under `server.`: never forwarded to clients
+
+AUTH_TIMEOUT_S = 5.0
+PROOF_ERROR = -32001
+REAUTH_ERROR = -32002
+MAX_CONNECTIONS = 256
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int | None, int | None]:
+    """(pid, uid) of the process at the other end, where the OS tells us."""
+    if sock.family == socket.AF_UNIX and hasattr(socket, "SO_PEERCRED"):
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, _gid = struct.unpack("3i", raw)
+        return pid, uid
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        return None, _tcp_peer_uid(sock)
+    return None, None
+
+
+def _tcp_peer_uid(sock: socket.socket) -> int | None:
+    """The uid owning the client end of a loopback TCP connection (Linux `/proc/net/tcp*`)."""
+    peer, local = sock.getpeername(), sock.getsockname()
+
+    def hex_addr(addr: tuple[Any, ...]) -> str:
+        ip = ipaddress.ip_address(addr[0])
+        packed = ip.packed
+        if ip.version == 4:
+            text = packed[::-1].hex().upper()
+        else:  # /proc prints IPv6 as four little-endian 32-bit words
+            text = "".join(packed[i : i + 4][::-1].hex().upper() for i in range(0, 16, 4))
+        return f"{text}:{addr[1]:04X}"
+
+    want = (hex_addr(peer), hex_addr(local))
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 7 and (fields[1], fields[2]) == want:
+                return int(fields[7])
+    return None
+
+
+class Daemon:
+    """The daemon's state: the server, the hub, the secret, the listener."""
+
+    def __init__(self, paths: DaemonPaths, settings: Settings, backend: Any, secret: bytes,
+                 *, idle_timeout_s: float, tcp: tuple[str, int] | None = None) -> None:
+        self.paths = paths
+        self.settings = settings
+        self.backend = backend
+        self._secret = secret
+        self.idle_timeout_s = idle_timeout_s
+        self.tcp = tcp
+        self.replay = ReplayCache()
+        self.stopping = asyncio.Event()
+        self.started = time.time()
+        self.endpoint = ""
+        self.stats = {"connections": 0, "rejected": 0}
+        from server.server import create_server
+
+        self.ls = create_server()
+        self.hub = Hub(self.ls, path_to_uri(paths.workspace))
+        self.hub.daemon_action = self._action
+
+    # -- start and stop ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        uri = path_to_uri(self.paths.workspace)
+        # What the hub can do for the server: progress (fanned out), configuration (asked
+        # of the latest editor). File watching is the daemon's own.
+        caps = {"window": {"workDoneProgress": True},
+                "workspace": {"workspaceFolders": True, "configuration": True}}
+        result = await self.hub.request_server("initialize", {
+            "processId": os.getpid(), "rootUri": uri, "capabilities": caps,
+            "clientInfo": {"name": "forge-indexer daemon"},
+            "workspaceFolders": [{"uri": uri, "name": self.paths.workspace.name}],
+        })
+        self.hub.init_result = result
+        self.hub.notify_server("initialized", {})
+        server = await self._listen()
+        self._write_registry()
+        log.info("daemon %s for %s listening on %s", self.paths.id, self.paths.workspace, self.endpoint)
+        idle = asyncio.create_task(self._idle_watch())
+        try:
+            await self.stopping.wait()
+        finally:
+            idle.cancel()
+            server.close()
+            for conn in list(self.hub.conns.values()):
+                self.hub.drop(conn)
+            self._remove_files()
+            await asyncio.to_thread(self.ls.close_all)
+            log.info("daemon stopped")
+
+    async def _listen(self) -> asyncio.AbstractServer:
+        if self.tcp is not None:
+            host, port = self.tcp
+            if not ipaddress.ip_address(host).is_loopback:
+                raise ForgeError(f"--tcp {host}: the daemon listens on loopback addresses only.")
+            server = await asyncio.start_server(self._on_connect, host, port, limit=2 * MAX_HEADER_LINE)
+            bound = server.sockets[0].getsockname()
+            self.endpoint = f"tcp:{bound[0]}:{bound[1]}"
+            return server
+        path = self.paths.socket
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        old = os.umask(0o177)  # the socket file is 0600 from the start, not after a chmod
+        try:
+            server = await asyncio.start_unix_server(self._on_connect, path=str(path), limit=2 * MAX_HEADER_LINE)
+        finally:
+            os.umask(old)
+        self.endpoint = f"unix:{path}"
+        return server
+
+    def _write_registry(self) -> None:
+        data = {
+            "pid": os.getpid(), "workspace": str(self.paths.workspace), "endpoint": self.endpoint,
+            "started": self.started, "version": __version__, "id": self.paths.id,
+        }
+        tmp = self.paths.registry.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, self.paths.registry)
+
+    def _remove_files(self) -> None:
+        data = self.paths.read_registry()
+        if data is not None and data.get("pid") == os.getpid():
+            self.paths.registry.unlink(missing_ok=True)
+        if self.endpoint.startswith("unix:"):
+            Path(self.endpoint[5:]).unlink(missing_ok=True)
+
+    async def _idle_watch(self) -> None:
+        if self.idle_timeout_s <= 0:
+            return
+        while True:
+            await asyncio.sleep(min(5.0, self.idle_timeout_s / 2))
+            quiet = time.monotonic() - self.hub.last_activity
+            if not self.hub.conns and quiet >= self.idle_timeout_s and not self.ls.worker.busy():
+                log.info("no client for %.0f s; stopping", quiet)
+                self.stopping.set()
+                return
+
+    # -- connections ---------------------------------------------------------------------
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        pid, uid = peer_credentials(sock) if sock is not None else (None, None)
+        peer = f"pid={pid if pid is not None else '?'} uid={uid if uid is not None else '?'}"
+        if uid is not None and uid != os.getuid():
+            self._audit("refused", peer, "", f"peer uid {uid} is not the daemon's uid {os.getuid()}")
+            writer.close()
+            return
+        if len(self.hub.conns) >= MAX_CONNECTIONS:
+            self._audit("refused", peer, "", f"already {MAX_CONNECTIONS} connections")
+            writer.close()
+            return
+        conn = Connection(writer, peer)
+        self.stats["connections"] += 1
+        self.hub.add(conn)
+        self._challenge(conn)
+        try:
+            await self._serve(conn, reader)
+        except FramingError as exc:
+            self._audit("closed", conn.peer, "", f"framing: {exc}")
+        except (TimeoutError, ConnectionError) as exc:
+            log.debug("connection %d ended: %s", conn.number, exc)
+        finally:
+            self.hub.drop(conn)
+
+    def _challenge(self, conn: Connection) -> None:
+        conn.nonce = new_nonce()
+        conn.send({"forge": "hello", "v": 1, "nonce": b64(conn.nonce)})
+
+    async def _serve(self, conn: Connection, reader: asyncio.StreamReader) -> None:
+        while not conn.closed:
+            timeout = AUTH_TIMEOUT_S if conn.key is None else None
+            got = await asyncio.wait_for(read_message(reader), timeout)
+            if got is None:
+                return
+            headers, body = got
+            try:
+                msg = json.loads(body)
+            except ValueError:
+                raise FramingError("the body is not JSON") from None
+            if isinstance(msg, dict) and msg.get("forge") == "auth":
+                if not self._authenticate(conn, msg):
+                    return
+                continue
+            if conn.key is None:
+                self._audit("closed", conn.peer, method_of(msg), "a message before authentication")
+                return
+            if conn.nonce is not None:  # the secret was rotated: the old key is no longer good
+                self._reject(conn, msg, REAUTH_ERROR, "reauth",
+                             "the workspace secret was rotated; re-authenticate first", audit_it=False)
+                continue
+            try:
+                verify(conn.key, headers.get("forge-proof"), body, msg, self.replay)
+            except ProofRejected as exc:
+                self._reject(conn, msg, PROOF_ERROR, exc.reason, str(exc))
+                continue
+            self.hub.from_client(conn, msg)
+            while conn.inflight >= MAX_INFLIGHT and not conn.closed:
+                conn.room.clear()
+                await conn.room.wait()
+
+    def _authenticate(self, conn: Connection, msg: dict[str, Any]) -> bool:
+        nonce = conn.nonce
+        try:
+            cnonce, mac = unb64(str(msg.get("cnonce"))), unb64(str(msg.get("mac")))
+        except ValueError:
+            cnonce, mac = b"", b""
+        if nonce is None or len(cnonce) < 16 or not same(mac, client_auth(self._secret, nonce, cnonce)):
+            self._audit("denied", conn.peer, "", "the answer to the challenge is wrong")
+            conn.send({"forge": "denied", "reason": "authentication failed: the client does not hold "
+                       "this workspace's secret"})
+            conn.close()
+            return False
+        conn.key = session_key(self._secret, nonce, cnonce)
+        conn.nonce = None
+        conn.send({"forge": "ok", "mac": b64(daemon_auth(self._secret, nonce, cnonce)),
+                   "pid": os.getpid()})
+        log.info("connection %d authenticated (%s)", conn.number, conn.peer)
+        return True
+
+    def _reject(self, conn: Connection, msg: Any, code: int, reason: str, detail: str,
+                *, audit_it: bool = True) -> None:
+        method = method_of(msg)
+        self.stats["rejected"] += 1
+        if audit_it:
+            self._audit(f"rejected {reason}", conn.peer, method, detail)
+        if isinstance(msg, dict) and "id" in msg and method:
+            conn.send({"jsonrpc": "2.0", "id": msg["id"], "error": {
+                "code": code, "message": f"forge-indexer daemon: request refused: {detail}",
+                "data": {"kind": "ProofRejected" if code == PROOF_ERROR else "ReauthRequired",
+                         "reason": reason}}})
+
+    @staticmethod
+    def _audit(event: str, peer: str, method: str, detail: str) -> None:
+        audit.warning("audit: %s %s method=%s: %s", event, peer, method or "-", detail)
+
+    # -- forge/daemon --------------------------------------------------------------------
+
+    async def _action(self, conn: Connection, action: str) -> Any:
+        if action == "info":
+            return self.info()
+        if action == "stop":
+            log.info("stop requested by connection %d (%s)", conn.number, conn.peer)
+            asyncio.get_running_loop().call_later(0.05, self.stopping.set)
+            return {"stopping": True, "pid": os.getpid()}
+        if action == "rotate":
+            return await self._rotate(conn)
+        return {"error": {"code": -32602, "message": f"{DAEMON_METHOD}: unknown action {action!r} "
+                          "(info, stop or rotate)"}}
+
+    async def _rotate(self, requester: Connection) -> Any:
+        try:
+            new = await asyncio.to_thread(keyring_secret.read_secret, self.paths.id, self.backend)
+        except ForgeError as exc:
+            return {"error": {"code": -32603, "message": str(exc)}}
+        if new is None or same(new, self._secret):
+            return {"error": {"code": -32602, "message": "the keyring holds no new secret to rotate to"}}
+        self._secret = new
+        others = [c for c in self.hub.conns.values() if c is not requester and c.key is not None]
+        for conn in others:
+            self._challenge(conn)
+        self._audit("rotated", requester.peer, DAEMON_METHOD, f"{len(others)} connections must re-authenticate")
+        return {"rotated": True, "reauthenticating": len(others)}
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(), "workspace": str(self.paths.workspace), "endpoint": self.endpoint,
+            "version": __version__, "uptimeS": round(time.time() - self.started, 1),
+            "connections": len(self.hub.conns), "connectionsTotal": self.stats["connections"],
+            "rejected": self.stats["rejected"], "rssMb": _rss_mb(),
+            "roots": [str(r.path) for r in self.ls.roots.all()],
+            "busy": self.ls.worker.busy(), "idleTimeoutS": self.idle_timeout_s,
+        }
+
+
+def _rss_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def run_daemon(paths: DaemonPaths, settings: Settings, *, idle_timeout_s: float,
+               tcp: tuple[str, int] | None = None) -> int:
+    """Start the daemon in this process and serve until it stops (the exit status)."""
+    backend = keyring_secret.select_backend(settings.keyring_backend)
+    secret = keyring_secret.load_or_create(paths.id, backend)
+
+    async def main() -> None:
+        daemon = Daemon(paths, settings, backend, secret, idle_timeout_s=idle_timeout_s, tcp=tcp)
+        await daemon.run()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    sys.stdout.flush()
+    return 0
