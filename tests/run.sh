@@ -18,6 +18,7 @@ bash tests/setup.sh test
 . .venv/bin/activate
 echo "== ruff"; ruff check indexer server tests
 echo "== mypy"; mypy
+command -v npm >/dev/null 2>&1 || { echo "error: npm (Node 20) is needed for tests/e2e/test_vscode_extension.py" >&2; exit 1; }
 echo "== pytest"
 # Everything: unit, integration (real model, Chroma, SQLite) and end to end (pytest-lsp and
 # headless Neovim against the real server).
