@@ -41,3 +41,23 @@ class InvalidQuery(ForgeError):
 
 class Cancelled(ForgeError):
     """Work was cancelled by the caller (client `$/cancelRequest`, Ctrl-C, shutdown)."""
+
+
+class DiskFull(ForgeError):
+    """The disk holding the index is full: nothing is corrupt; free space and run again."""
+
+
+class StateDirUnavailable(ForgeError):
+    """The state directory is read-only, gone or otherwise unusable (not a damaged index)."""
+
+
+class StoreRepairing(StoreBusy):
+    """The index was found damaged and is being rebuilt in the background: retry shortly."""
+
+
+class VectorStoreFailed(StoreCorrupt):
+    """Chroma raised while in use: its folder is treated as damaged and rebuilt from the cache."""
+
+
+class StateDirVanished(StateDirUnavailable):
+    """The state directory was deleted while the index was open; reopening re-creates it."""

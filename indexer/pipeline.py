@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexer import testhooks
 from indexer.chunking import CHUNKER_VERSION, chunk_file
 from indexer.discover import IgnoreRules, LoadedSource, check_path, discover, load_source
 from indexer.errors import Cancelled
@@ -268,6 +269,7 @@ class _Run:
             for f in batch.touched:
                 ctx.store.sql.touch_file(conn, f.path, f.size, f.mtime_ns)
             ctx.store.sql.set_meta("last_indexed", str(time.time()), conn)
+        testhooks.crash_point("after-sqlite-commit")
         ctx.store.apply_journal()
         cached = ctx.store.sql.known_vectors(c.text_hash for p in batch.files for c in p.chunks)
         s.chunks_reused += sum(c.text_hash in cached for p in batch.files for c in p.chunks)
@@ -291,10 +293,16 @@ def run_index(
     `paths` only their chunks. Without it the caller embeds later (`embed_pending`).
     """
     t = time.perf_counter()
+    if paths is None:
+        # A full run reads every table anyway; a damaged page must not go unnoticed by it.
+        ctx.store.sql.check_integrity()
     reset = ensure_config(ctx)
-    if paths is None or reset:
+    # Set by `indexer.recovery` when a damaged file was replaced: a full run heals it.
+    heal = ctx.store.sql.get_meta("heal")
+    if paths is None or reset or heal:
         # Reconciling pages through every Chroma id: once per full run, never per save.
-        repaired = ctx.store.repair()
+        # A rebuilt SQLite file keeps Chroma's vectors until they are harvested below.
+        repaired = ctx.store.repair(keep_orphans=heal == "sqlite")
     else:
         ctx.store.apply_journal()
         repaired = {}
@@ -302,14 +310,24 @@ def run_index(
     run.summary.seconds["store"] += time.perf_counter() - t
     run.summary.full_reembed = reset
     run.summary.repaired = repaired
-    scope = None if reset else paths
+    scope = None if reset or heal else paths
     summary = run.run(scope)
+    if heal:
+        t = time.perf_counter()
+        if heal == "sqlite":
+            got = ctx.store.harvest_from_chroma()
+            if got:
+                summary.repaired["vectors_from_chroma"] = got
+        for key, value in ctx.store.repair().items():
+            summary.repaired[key] = summary.repaired.get(key, 0) + value
+        ctx.store.sql.delete_meta("heal")
+        summary.seconds["store"] += time.perf_counter() - t
     if embed:
         only = None if scope is None else [p for p in (_relative(ctx.root, x) for x in scope) if p]
         embed_pending(ctx, paths=only, on_progress=on_progress, cancel=cancel, summary=summary)
         if on_progress is not None:
             on_progress(Progress("done", run.files_done, run.files_total, summary.chunks_stored, summary.chunks_stored))
-    if paths is None or reset:
+    if scope is None:
         ctx.store.sql.gc_vectors()
     summary.seconds["total"] = time.perf_counter() - t
     return summary

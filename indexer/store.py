@@ -8,6 +8,9 @@ Consistency rule: a chunk exists iff its row is in SQLite. Every Chroma write is
 written to the `journal` table in the same SQLite transaction as the chunk rows, then
 applied as an idempotent upsert/delete, then cleared. After a crash, `repair()` replays
 the journal and reconciles Chroma's ids against SQLite's, so the two always converge.
+
+Damaged files (not crashes) are found and healed before a store is used: see
+`indexer.health` (checks) and `indexer.recovery` (quarantine, rebuild, salvage).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from indexer import lexical
-from indexer.errors import StoreBusy, StoreCorrupt
+from indexer import lexical, testhooks
+from indexer.errors import StoreBusy, StoreCorrupt, VectorStoreFailed
+from indexer.health import Health, chroma_fingerprint, is_corruption, is_disk_full, is_read_only
 from indexer.protocols import Vectors
 from indexer.types import Chunk, Symbol
 
@@ -90,7 +94,9 @@ class SqliteState:
             self._create_schema()
         except sqlite3.Error as exc:
             self.close()
-            if _is_transient(exc):
+            if is_disk_full(exc) or is_read_only(exc):
+                raise  # not damage: `indexer.recovery.translate` says what to do
+            if _is_transient(exc) and not is_corruption(exc):
                 raise StoreBusy(f"The index database {db_path} is busy ({exc}); retrying.") from exc
             raise StoreCorrupt(
                 f"The index database {db_path} is unreadable ({exc}). Delete the folder "
@@ -108,6 +114,7 @@ class SqliteState:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=OFF")
+            testhooks.limit_pages(conn)
             db = sqlite_utils.Database(conn)
             self._local.db = db
             with self._conns_lock:
@@ -185,6 +192,16 @@ class SqliteState:
         )
         if conn is None:
             self.conn.commit()
+
+    def check_integrity(self) -> None:
+        """`PRAGMA quick_check` (tens of ms per 10k chunks): raises like a read of a bad page."""
+        rows = [r[0] for r in self.conn.execute("PRAGMA quick_check(5)")]
+        if rows != ["ok"]:
+            raise sqlite3.DatabaseError(f"database disk image is malformed ({'; '.join(map(str, rows))[:300]})")
+
+    def delete_meta(self, key: str) -> None:
+        self.conn.execute("DELETE FROM meta WHERE key=?", (key,))
+        self.conn.commit()
 
     def reset(self) -> None:
         """Forget everything indexed (used when the index config changes)."""
@@ -299,6 +316,7 @@ class SqliteState:
                 q = f"SELECT id FROM chunks WHERE text_hash IN ({','.join('?' * len(part))})"
                 ids.extend(r[0] for r in conn.execute(q, part))
             self._journal(conn, ids, [])
+        testhooks.crash_point("after-vector-cache")
         return len(ids)
 
     def counts(self) -> dict[str, int]:
@@ -461,6 +479,17 @@ class VectorStore:
         with contextlib.suppress(Exception):
             client.close()
 
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Chroma raises many types; one that is not a full disk marks the store damaged."""
+        try:
+            yield
+        except Exception as exc:
+            if is_disk_full(exc) or isinstance(exc, StoreBusy | StoreCorrupt):
+                raise
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise VectorStoreFailed(f"The vector store {self.path} failed ({first}).") from exc
+
     def _open_collection(self) -> Any:
         # embedding_function=None: we pass vectors ourselves; Chroma must never fetch a model.
         return self._client.get_or_create_collection(
@@ -477,13 +506,15 @@ class VectorStore:
         self.known_count = 0
 
     def count(self) -> int:
-        return int(self._collection.count())
+        with self._guard():
+            return int(self._collection.count())
 
     def all_ids(self) -> set[str]:
         ids: set[str] = set()
         offset = 0
         while True:
-            got = self._collection.get(include=[], limit=10_000, offset=offset)
+            with self._guard():
+                got = self._collection.get(include=[], limit=10_000, offset=offset)
             batch = got["ids"]
             ids.update(batch)
             if len(batch) < 10_000:
@@ -492,17 +523,28 @@ class VectorStore:
 
     def upsert(self, ids: Sequence[str], vectors: Sequence[Vectors], metadatas: Sequence[dict[str, Any]]) -> None:
         for i in range(0, len(ids), _CHROMA_BATCH):
-            self._collection.upsert(
-                ids=list(ids[i : i + _CHROMA_BATCH]),
-                embeddings=np.vstack(vectors[i : i + _CHROMA_BATCH]),
-                metadatas=list(metadatas[i : i + _CHROMA_BATCH]),
-            )
+            with self._guard():
+                self._collection.upsert(
+                    ids=list(ids[i : i + _CHROMA_BATCH]),
+                    embeddings=np.vstack(vectors[i : i + _CHROMA_BATCH]),
+                    metadatas=list(metadatas[i : i + _CHROMA_BATCH]),
+                )
         self.known_count = self.count()
 
     def delete(self, ids: Sequence[str]) -> None:
         for i in range(0, len(ids), _CHROMA_BATCH):
-            self._collection.delete(ids=list(ids[i : i + _CHROMA_BATCH]))
+            with self._guard():
+                self._collection.delete(ids=list(ids[i : i + _CHROMA_BATCH]))
         self.known_count = self.count()
+
+    def embeddings(self, ids: Sequence[str]) -> dict[str, Vectors]:
+        """The stored vectors of `ids` (those Chroma has)."""
+        with self._guard():
+            got = self._collection.get(ids=list(ids), include=["embeddings"])
+        embs = got.get("embeddings")
+        if embs is None:
+            return {}
+        return {i: np.asarray(e, dtype=np.float32) for i, e in zip(got["ids"], embs, strict=False)}
 
     def query(
         self, vector: Vectors, n: int, where: dict[str, Any] | None = None
@@ -510,9 +552,11 @@ class VectorStore:
         """Nearest chunk ids with cosine similarity, best first."""
         if self.known_count == 0:
             return []
-        res = self._collection.query(
-            query_embeddings=[vector.tolist()], n_results=min(n, self.known_count), where=where, include=["distances"]
-        )
+        with self._guard():
+            res = self._collection.query(
+                query_embeddings=[vector.tolist()], n_results=min(n, self.known_count), where=where,
+                include=["distances"],
+            )
         ids = res["ids"][0]
         dists = (res.get("distances") or [[]])[0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, dists, strict=False)]
@@ -522,13 +566,22 @@ class IndexStore:
     """SQLite + Chroma together, with the journal protocol and crash repair between them."""
 
     def __init__(self, state_dir: Path, dim: int) -> None:
+        """Open without health checks (tests of the journal); workspaces use
+        `indexer.recovery.open_checked`, which checks, heals and then calls `from_parts`."""
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.state_dir = state_dir
         self.sql = SqliteState(state_dir / "index.sqlite")
         try:
             self.vectors = VectorStore(state_dir / "chroma", dim)
         except BaseException:
             self.sql.close()
             raise
+
+    @classmethod
+    def from_parts(cls, state_dir: Path, sql: SqliteState, vectors: VectorStore) -> IndexStore:
+        store = cls.__new__(cls)
+        store.state_dir, store.sql, store.vectors = state_dir, sql, vectors
+        return store
 
     def apply_journal(self) -> tuple[int, int]:
         """Push pending journal entries to Chroma (idempotent), then clear them."""
@@ -541,15 +594,45 @@ class IndexStore:
             ids, vecs, metas = self.sql.vectors_for_chunks(ups)
             if ids:
                 self.vectors.upsert(ids, vecs, metas)
+        testhooks.crash_point("after-chroma-apply")
         self.sql.clear_journal(top)
         return len(ups), len(dels)
 
-    def repair(self) -> dict[str, int]:
-        """Make Chroma agree with SQLite after a crash: replay the journal, then reconcile ids."""
+    def harvest_from_chroma(self) -> int:
+        """Cache the vectors Chroma holds for chunks whose text has none cached.
+
+        After the SQLite file was rebuilt, chunk ids come back the same (they derive from
+        path and text), so Chroma's vectors are those texts' vectors: reusing them means
+        only what is truly lost is embedded again. Returns the number of texts recovered.
+        """
+        q = (
+            "SELECT c.id, c.text_hash FROM chunks c "
+            "WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.text_hash = c.text_hash)"
+        )
+        wanted = dict(self.sql.conn.execute(q).fetchall())
+        got = 0
+        ids = list(wanted)
+        for i in range(0, len(ids), _CHROMA_BATCH):
+            found = self.vectors.embeddings(ids[i : i + _CHROMA_BATCH])
+            hashes: dict[str, Vectors] = {}
+            for cid, vec in found.items():
+                if vec.shape == (self.vectors.dim,):
+                    hashes.setdefault(wanted[cid], vec)
+            if hashes:
+                self.sql.put_vectors(list(hashes), np.stack(list(hashes.values())))
+                got += len(hashes)
+        return got
+
+    def repair(self, *, keep_orphans: bool = False) -> dict[str, int]:
+        """Make Chroma agree with SQLite after a crash: replay the journal, then reconcile ids.
+
+        `keep_orphans` leaves Chroma's extra vectors alone: while a rebuilt SQLite file is
+        being refilled they are not orphans but vectors waiting to be harvested.
+        """
         replayed_up, replayed_del = self.apply_journal()
         sql_ids = self.sql.all_chunk_ids()
         chroma_ids = self.vectors.all_ids()
-        orphans = sorted(chroma_ids - sql_ids)
+        orphans = [] if keep_orphans else sorted(chroma_ids - sql_ids)
         missing = sorted(sql_ids - chroma_ids)
         if orphans:
             self.vectors.delete(orphans)
@@ -569,6 +652,15 @@ class IndexStore:
             log.info("index repaired: %s", json.dumps(out))
         return {k: v for k, v in out.items() if v}
 
-    def close(self) -> None:
+    def close(self, *, clean: bool = False) -> None:
+        """Close both sides. `clean` (no run failed) records the Chroma files' fingerprint in
+        `health.json`, so the next open can trust them without probing (`indexer.health`)."""
         self.sql.close()
         self.vectors.close()
+        if clean:
+            with contextlib.suppress(OSError):
+                health = Health.load(self.state_dir)
+                if not health.damaged:
+                    health.clean = True
+                    health.chroma = chroma_fingerprint(self.state_dir / "chroma")
+                    health.save(self.state_dir)

@@ -12,25 +12,40 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import filelock
 
 from indexer import context as context_mod
 from indexer import query as query_mod
+from indexer import recovery
 from indexer.discover import IgnoreRules
-from indexer.errors import ForgeError, IndexLocked, IndexNotReady
+from indexer.errors import (
+    Cancelled,
+    ForgeError,
+    IndexLocked,
+    IndexNotReady,
+    StateDirUnavailable,
+    StoreRepairing,
+    VectorStoreFailed,
+)
+from indexer.health import Health, is_corruption
 from indexer.pipeline import IndexContext, config_hash, embed_pending, run_index
 from indexer.protocols import Embedder
 from indexer.settings import Settings, default_state_root, load_settings
 from indexer.store import IndexStore
 from indexer.symbols import SymbolIndex
 from indexer.types import ContextResult, IndexSummary, Progress, SearchHit, SymbolMatch
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class CancelToken:
@@ -98,16 +113,18 @@ class Workspace:
             raise ForgeError(f"Workspace folder {self.root} does not exist or is not a directory.")
         self.settings = settings if settings is not None else load_settings(self.root)[0]
         self.state_dir = state_dir_for(self.root, self.settings)
-        private_dir(self.state_dir)
         self._lock = filelock.FileLock(str(self.state_dir / "lock"), timeout=0)
         try:
+            private_dir(self.state_dir)
             self._lock.acquire()
-        except filelock.Timeout:
+        except filelock.Timeout:  # before OSError: a Timeout is a TimeoutError, an OSError
             owner = self._read_owner()
             raise IndexLocked(
                 f"The index of {self.root} is in use by another forge-indexer process{owner}. "
                 "Stop it (or use the running editor's daemon), then try again."
             ) from None
+        except OSError as exc:
+            raise recovery.translate(exc, self.state_dir) or recovery.unwritable(self.state_dir, exc) from None
         self._write_owner()
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
@@ -120,6 +137,13 @@ class Workspace:
         self.last_error: str | None = None
         self.last_summary: IndexSummary | None = None
         self._progress: Progress | None = None
+        # A run that failed leaves the index marked "not closed cleanly", so the next open
+        # checks it more closely (`indexer.health`).
+        self._run_failed = False
+        #: Set by a server that repairs in the background: queries then never run the
+        #: repair themselves; damage is reported through `on_damage` (called once per find).
+        self.repair_in_background = False
+        self.on_damage: Callable[[str], None] | None = None
         try:
             self._store: IndexStore | None = None
             self._rules = IgnoreRules.load(self.root, self.settings)
@@ -149,10 +173,11 @@ class Workspace:
             self._closed = True
             store, self._store = self._store, None
             if store is not None:
-                store.close()
+                store.close(clean=not self._run_failed and self.state_dir.is_dir())
         with contextlib.suppress(OSError):
             (self.state_dir / "owner.json").unlink()
-        self._lock.release()
+        with contextlib.suppress(OSError):
+            self._lock.release()
 
     def __enter__(self) -> Workspace:
         return self
@@ -183,11 +208,53 @@ class Workspace:
             if self._closed:
                 raise ForgeError(f"The index of {self.root} is closed.")
             if self._store is None:
-                store = IndexStore(self.state_dir, dim)
+                if not self.state_dir.is_dir():
+                    raise recovery.vanished(self.state_dir)
+                store = recovery.open_checked(self.state_dir, dim, config_hash(self.embedder))
                 self._symbols = SymbolIndex(store.sql)
                 self._store = store
-                (self.state_dir / "workspace.json").write_text(json.dumps({"root": str(self.root)}))
+                with contextlib.suppress(OSError):
+                    (self.state_dir / "workspace.json").write_text(json.dumps({"root": str(self.root)}))
             return self._store
+
+    def _reopen_store(self) -> None:
+        """Close the store (its next use reopens it through the checks, which heal it)."""
+        with self._store_lock:
+            store, self._store = self._store, None
+            if store is not None:
+                store.close()
+
+    def _damage(self, kind: str, exc: BaseException) -> ForgeError:
+        """Damage found in use: remember it, and have it healed (now, or in the background)."""
+        cause = str(exc.__cause__ or exc).splitlines()[0][:300] if str(exc.__cause__ or exc) else type(exc).__name__
+        recovery.record_damage(self.state_dir, kind, cause)
+        what = "index database" if kind == "sqlite" else "vector store"
+        if self.on_damage is not None:
+            self.on_damage(f"the {what} of {self.root} is damaged ({cause})")
+        return StoreRepairing(
+            f"the {what} of {self.root} is damaged ({cause}); it is being rebuilt from what can "
+            "be saved: try again in a moment."
+        )
+
+    def _guarded(self, fn: Callable[[], T]) -> T:
+        """Run a read; damage it meets is healed (in a CLI, at once, then the read is retried)."""
+        for attempt in (0, 1):
+            try:
+                return fn()
+            except (Cancelled, IndexNotReady, StateDirUnavailable):
+                raise
+            except (sqlite3.DatabaseError, VectorStoreFailed) as exc:
+                kind = "chroma" if isinstance(exc, VectorStoreFailed) else "sqlite"
+                if kind == "sqlite" and not is_corruption(exc):
+                    failure = recovery.translate(exc, self.state_dir)
+                    if failure is None:
+                        raise
+                    raise failure from None
+                err = self._damage(kind, exc)
+                if self.repair_in_background or attempt:
+                    raise err from None
+                self._reopen_store()
+        raise AssertionError("unreachable")
 
     def discard_index(self) -> None:
         """Delete this workspace's index files (SQLite + Chroma); the next `index()` rebuilds.
@@ -200,6 +267,8 @@ class Workspace:
             store, self._store = self._store, None
             if store is not None:
                 store.close()
+            with contextlib.suppress(OSError):
+                (self.state_dir / "health.json").unlink()
             for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     (self.state_dir / name).unlink()
@@ -232,11 +301,14 @@ class Workspace:
             if on_progress is not None:
                 on_progress(p)
 
-        with self._writing() as ctx:
-            summary = run_index(ctx, paths, on_progress=progress, cancel=cancel, embed=embed)
-            self.last_summary = summary
-            self.last_error = None
-            return summary
+        def run() -> IndexSummary:
+            with self._writing() as ctx:
+                summary = run_index(ctx, paths, on_progress=progress, cancel=cancel, embed=embed)
+                self.last_summary = summary
+                self.last_error = None
+                return summary
+
+        return self._guarded(run)
 
     def embed_pending(
         self,
@@ -249,25 +321,73 @@ class Workspace:
         """Embed chunks stored without a vector (for up to `budget_s`); returns texts still waiting.
 
         Counts and timings are added to `summary` when given (a run split into slices)."""
-        with self._writing() as ctx:
-            return embed_pending(ctx, budget_s=budget_s, on_progress=on_progress, cancel=cancel, summary=summary)
+        def run() -> int:
+            with self._writing() as ctx:
+                return embed_pending(ctx, budget_s=budget_s, on_progress=on_progress, cancel=cancel, summary=summary)
+
+        return self._guarded(run)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[IndexContext]:
-        """One writer at a time: marks the workspace busy and keeps the error a run ends with."""
+        """One writer at a time: marks the workspace busy and keeps the error a run ends with.
+
+        A full disk, a read-only or vanished state folder become one-line errors; any
+        failure leaves the index marked as not closed cleanly (checked at the next open).
+        """
         with self._index_lock:
             self.indexing = True
             try:
+                if not self.state_dir.is_dir():
+                    raise self._vanished()
                 yield IndexContext(self.root, self.settings, self.store, self.embedder, self._rules)
             except Exception as exc:
-                self.last_error = str(exc) if isinstance(exc, ForgeError) else f"{type(exc).__name__}: {exc}"
+                self._run_failed = self._run_failed or not isinstance(exc, Cancelled)
+                failure = None if isinstance(exc, ForgeError) and not isinstance(exc, VectorStoreFailed) else (
+                    recovery.translate(exc, self.state_dir)
+                )
+                if failure is None and not self.state_dir.is_dir():
+                    failure = self._vanished()
+                shown = failure or exc
+                self.last_error = str(shown) if isinstance(shown, ForgeError) else f"{type(exc).__name__}: {exc}"
+                if failure is not None and failure is not exc:
+                    raise failure from None
                 raise
             finally:
                 self.indexing = False
 
+    def _vanished(self) -> StateDirUnavailable:
+        """The state folder was deleted under us: save the vectors the open database still
+        reads (its file lives on until closed) into a re-created folder, close the old store
+        (its next use opens the new one, which the next full run refills), and say so."""
+        with self._store_lock:
+            store = self._store
+            if store is not None and not self.state_dir.is_dir():
+                self._store = None
+                try:
+                    private_dir(self.state_dir)
+                    health = Health(config=config_hash(self.embedder))
+                    sql = recovery.rebuild_sqlite(
+                        self.state_dir, "the index folder was deleted while in use", config_hash(self.embedder),
+                        self.embedder.dim, health, source=store.sql.conn,
+                    )
+                    sql.close()
+                    health.save(self.state_dir)
+                except Exception as exc:  # nothing saved: the next run rebuilds from scratch
+                    log.warning("could not save the vectors of %s: %s", self.state_dir, exc)
+                finally:
+                    store.close()
+        return recovery.vanished(self.state_dir)
+
     # -- queries --------------------------------------------------------------------
     def _ready(self) -> IndexStore:
+        if not self.state_dir.is_dir() and not self.indexing:
+            raise self._vanished()
         store = self.store
+        if store.sql.get_meta("heal") and not self.repair_in_background and not self.indexing:
+            # A damaged file was replaced at open: refill it before answering (no model
+            # work: vectors come from the cache or from Chroma; phase 1 only).
+            self.index(embed=False)
+            store = self.store
         have = store.sql.get_meta("config_hash")
         if have is None or store.sql.get_meta("last_indexed") is None:
             if self.indexing:
@@ -296,11 +416,11 @@ class Workspace:
     ) -> list[SearchHit]:
         """Hybrid (vector + lexical) search, scored as a relevance in 0-1 (docs/search.md);
         `paths` are gitignore-style globs; hits below `min_score` are dropped."""
-        return query_mod.search(
+        return self._guarded(lambda: query_mod.search(
             self._ready(), self.embedder, query,
             limit=self.settings.search_limit if limit is None else limit,
             languages=languages, paths=paths, cancel=cancel, mode=mode, min_score=min_score,
-        )
+        ))
 
     def context(
         self,
@@ -312,24 +432,26 @@ class Workspace:
         cancel: CancelToken | None = None,
     ) -> ContextResult:
         """Snippets relevant to `query` or to the code at `path`:`line` (1-based), packed to `budget` tokens."""
-        store = self._ready()
         rel = path
         if path is not None and Path(path).is_absolute():
             p = Path(path).resolve()
             rel = p.relative_to(self.root).as_posix() if p.is_relative_to(self.root) else path
-        return context_mod.build_context(
-            store,
+        return self._guarded(lambda: context_mod.build_context(
+            self._ready(),
             lambda q, n: self.search(q, limit=n, cancel=cancel),
             self.embedder.count_tokens,
             query=query, path=rel, line=line,
             budget=self.settings.context_budget if budget is None else budget,
-        )
+        ))
 
     def symbols(self, query: str, *, limit: int = 100) -> list[SymbolMatch]:
         """Fuzzy symbol search over the symbols table (exact > prefix > word starts > subsequence)."""
-        self._ready()
-        assert self._symbols is not None
-        return self._symbols.search(query, limit)
+        def run() -> list[SymbolMatch]:
+            self._ready()
+            assert self._symbols is not None
+            return self._symbols.search(query, limit)
+
+        return self._guarded(run)
 
     def status(self) -> dict[str, object]:
         """files, chunks, vectors, model, state_dir, last_indexed, indexing, last_error.
@@ -342,10 +464,15 @@ class Workspace:
         last: str | None = None
         vectors: int | None = None
         if store is not None:
-            with contextlib.suppress(Exception):  # a store being closed answers next time
+            try:
                 counts = store.sql.counts()
                 last = store.sql.get_meta("last_indexed")
                 vectors = store.vectors.known_count
+            except sqlite3.DatabaseError as exc:
+                if is_corruption(exc):  # said by `health` below; the next open heals it
+                    self._damage("sqlite", exc)
+            except Exception:  # a store being closed answers next time
+                pass
         elif (self.state_dir / "index.sqlite").is_file():
             counts, last = read_counts(self.state_dir / "index.sqlite")
         p = self._progress
@@ -374,7 +501,28 @@ class Workspace:
                 if counts and counts["chunks"] and vectors is not None else None
             ),
             "last_error": self.last_error,
+            "health": self._health(store),
         }
+
+    def health(self) -> dict[str, object]:
+        """Damage found and repairs made (the `health` part of `status()`): reads one file."""
+        return self._health(self._store)
+
+    def _health(self, store: IndexStore | None) -> dict[str, object]:
+        """"ok", "damaged" (found, repair not started), "repairing" or "repaired", with the
+        last repairs made (read from `health.json`: a file read, cheap enough to poll)."""
+        health = Health.load(self.state_dir)
+        heal = None
+        if store is not None:
+            with contextlib.suppress(Exception):
+                heal = store.sql.get_meta("heal")
+        recent = bool(health.events) and health.events[-1].get("at", "") >= time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400)
+        )
+        state = "damaged" if health.damaged else "repairing" if heal else "repaired" if recent else "ok"
+        if not self.state_dir.is_dir():
+            state = "missing"
+        return {"state": state, "events": health.events[-5:]}
 
     def _model_label(self) -> str:
         """The configured model's name, without loading it."""

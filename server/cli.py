@@ -260,6 +260,11 @@ def status(workspace: WorkspaceOpt = Path("."), json_out: JsonOpt = False, state
     keys = ["root", "files", "chunks", "vectors", "symbols", "model", "state_dir", "last_indexed", "last_error"]
     for key in [*keys, "daemon_pid"] if "daemon_pid" in data else keys:
         typer.echo(f"{key:>13}: {data.get(key)}")
+    health = data.get("health") or {}
+    events = health.get("events") or []
+    last = events[-1] if events and health.get("state", "ok") != "ok" else None
+    note = f" ({last['what']}: {last['cause']}, {last['at']})" if last else ""
+    typer.echo(f"{'health':>13}: {health.get('state', 'ok')}{note}")
 
 
 @app.command()
@@ -295,6 +300,10 @@ app.add_typer(token_app, name="token")
 
 
 def main(argv: list[str] | None = None) -> None:
+    import logging
+
+    # The indexer's repair notices ("rebuilding it from the cache...") as one line each.
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     app(args=argv)
 
 

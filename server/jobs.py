@@ -9,7 +9,11 @@ save is searchable within a second even while a large first index is embedding.
 Queries never wait for this thread: they run on the query pool.
 
 Opening an index that another process holds, or that is briefly busy, is retried with
-backoff (the root shows state "retrying" and says why); only corruption is an error.
+backoff (the root shows state "retrying" and says why). A damaged index is never fatal:
+opening it heals it (`indexer.recovery`), damage found later by a query or a run reopens
+it through the same checks, the user is told once with `window/showMessage`, and the
+refill runs as a normal background scan while lexical search answers. Only a repair that
+fails twice in a row leaves the root in state "error".
 """
 
 from __future__ import annotations
@@ -27,18 +31,23 @@ from lsprotocol import types
 
 from indexer.errors import (
     Cancelled,
+    DiskFull,
     ForgeError,
     IndexLocked,
     ModelInvalid,
     ModelNotFound,
+    StateDirUnavailable,
+    StateDirVanished,
     StoreBusy,
     StoreCorrupt,
+    StoreRepairing,
 )
 from indexer.types import IndexSummary, Progress
 from server.progress import IndexProgress
 from server.roots import RootState
 
 if TYPE_CHECKING:
+    from indexer.workspace import Workspace
     from server.server import ForgeLanguageServer
 
 log = logging.getLogger(__name__)
@@ -46,9 +55,12 @@ log = logging.getLogger(__name__)
 JobKind = Literal["close", "paths", "full", "reopen", "embed"]
 PRIORITY: dict[str, int] = {"close": 0, "paths": 1, "full": 2, "reopen": 2, "embed": 3}
 #: Errors a user has to act on (shown with window/showMessage, not only logged).
-ACTIONABLE = (ModelNotFound, ModelInvalid, IndexLocked, StoreCorrupt)
+ACTIONABLE = (ModelNotFound, ModelInvalid, IndexLocked, StoreCorrupt, DiskFull, StateDirUnavailable)
 #: Failures to open an index that go away by themselves: retried with backoff.
 RETRYABLE = (IndexLocked, StoreBusy)
+#: Damage found in use: the index is reopened (which heals it) this many times in a row
+#: before the root is left in state "error".
+MAX_REPAIRS = 2
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 #: More changed paths than this in one batch: rescan the root instead.
 MAX_PATHS_PER_JOB = 2000
@@ -246,6 +258,7 @@ class IndexWorker:
             return
         if job.kind == "reopen":
             self._close(root, closing_root=False)
+            root.repairing = False
         opening = root.workspace is None
         if opening and not self._open(root, job):
             return
@@ -278,7 +291,43 @@ class IndexWorker:
             return False
         root.workspace = ws
         root.open_attempts = 0
+        # Queries must not run a repair themselves: damage they meet comes back here.
+        ws.repair_in_background = True
+        ws.on_damage = lambda message: self._damaged(root, message)
+        self._report_repairs(root, ws)
         return True
+
+    def _report_repairs(self, root: RootState, ws: Workspace) -> None:
+        """Tell the user (once per repair) what opening the index found and is fixing."""
+        if root.repair_attempts:
+            return  # damage found in use was already reported by `_damaged`
+        try:
+            health = ws.status().get("health") or {}
+        except Exception:
+            return
+        if not isinstance(health, dict) or health.get("state") != "repairing":
+            return
+        events = health.get("events") or []
+        last = events[-1] if events else {}
+        text = (
+            f"forge-indexer: {root.name}: {last.get('what', 'index repaired')} "
+            f"({last.get('cause', 'damage found')}); re-indexing in the background, search answers meanwhile."
+        )
+        log.warning("%s", text)
+        self._ls.show_message(text, types.MessageType.Warning, once=True)
+
+    def _damaged(self, root: RootState, message: str) -> None:
+        """A query or a run met damage: reopen the index (its checks heal it), say so once."""
+        with root.lock:
+            if root.repairing:
+                return
+            root.repairing = True
+        root.repair_attempts += 1
+        log.warning("%s; repairing", message)
+        self._ls.show_message(
+            f"forge-indexer: {message}; repairing it in the background.", types.MessageType.Warning, once=True
+        )
+        self.submit("reopen", root, reason="Repairing")
 
     def _retry_later(self, root: RootState, job: Job, exc: Exception) -> None:
         delay = RETRY_DELAYS_S[min(root.open_attempts, len(RETRY_DELAYS_S) - 1)]
@@ -377,6 +426,7 @@ class IndexWorker:
         root.index_cancel = None
         root.finish_full_scan()
         root.state, root.last_error = "idle", None
+        root.repair_attempts = 0
         if summary is not None:
             summary.seconds["total"] = time.monotonic() - root.scan_started
         text = summary_text(summary) if summary is not None else "up to date"
@@ -418,10 +468,24 @@ class IndexWorker:
             log.warning("could not index %s: %s", err.path, err.error)
 
     def _failed(self, root: RootState, exc: BaseException, what: str) -> None:
+        if isinstance(exc, StoreRepairing | StoreCorrupt) and root.repair_attempts < MAX_REPAIRS:
+            self._damaged(root, str(exc).rstrip("."))  # reopening runs the checks that heal it
+            return
+        if isinstance(exc, StateDirVanished) and root.repair_attempts < MAX_REPAIRS and root.path.is_dir():
+            root.repair_attempts += 1  # deleted under us: reopening re-creates it
+            self._ls.show_message(f"forge-indexer: {exc}", types.MessageType.Warning, once=True)
+            self.submit("reopen", root, reason="Re-creating the index of")
+            return
         root.state = "error"
         root.last_error = (
             str(exc) if isinstance(exc, ForgeError) else f"{type(exc).__name__}: {exc}"
         )
+        if isinstance(exc, StoreRepairing | StoreCorrupt):
+            exc = StoreCorrupt(
+                f"The index of {root.path} is still damaged after {root.repair_attempts} repairs "
+                f"({exc}). Run `forge-indexer index --rebuild {root.path}` to rebuild it from scratch."
+            )
+            root.last_error = str(exc)
         if isinstance(exc, ACTIONABLE):
             log.error("could not %s %s: %s", what, root.path, exc)
             self._ls.show_message(f"forge-indexer: {exc}", types.MessageType.Error)

@@ -63,6 +63,8 @@ class RootState:
     run_summary: IndexSummary | None = None  # what it did so far
     scan_started: float = 0.0  # time.monotonic() when it began
     open_attempts: int = 0  # failed attempts to open the index in a row (backoff)
+    repairing: bool = False  # a reopen that heals damage is queued
+    repair_attempts: int = 0  # repairs since the last full scan that finished
     retry_timer: threading.Timer | None = None
     closed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)

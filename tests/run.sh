@@ -9,6 +9,7 @@ missing=""
 command -v nvim >/dev/null 2>&1 || missing="$missing neovim"
 command -v gnome-keyring-daemon >/dev/null 2>&1 || missing="$missing gnome-keyring"
 command -v dbus-run-session >/dev/null 2>&1 || missing="$missing dbus"
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null) \
         || echo "warning: could not install$missing" >&2

@@ -23,7 +23,10 @@ def connect(workspace: Path, settings: Settings, *, progress: bool = False) -> R
     """An authenticated connection to the workspace's daemon, or None if none runs."""
     if not settings.shared_daemon:
         return None
-    paths = paths_for(workspace, settings)
+    try:
+        paths = paths_for(workspace, settings)
+    except OSError:
+        return None  # no runtime dir this user may enter (e.g. another user's XDG_RUNTIME_DIR)
     endpoint = find_daemon(paths)
     if endpoint is None:
         return None
@@ -141,7 +144,7 @@ class RemoteWorkspace:
             "state_dir": r.get("stateDir"), "last_indexed": r.get("lastIndexed"),
             "last_error": r.get("lastError"), "state": r.get("state"),
             "coverage": r.get("coverage"), "semantic_coverage": r.get("semanticCoverage"),
-            "daemon_pid": self.pid,
+            "health": r.get("health"), "daemon_pid": self.pid,
         }
 
     def index(self, on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:

@@ -198,6 +198,7 @@ class FakeWorkspace:
         paths: list[str] | None = None,
         cancel: FakeCancelToken | None = None,
         min_score: float = 0.0,
+        mode: str = "hybrid",
     ) -> list[SearchHit]:
         if query.strip() == "!invalid":
             raise InvalidQuery("The query '!invalid' is not valid (fake).")

@@ -1,0 +1,313 @@
+"""Opening an index that may be damaged, and turning store failures into one-line errors.
+
+`open_checked` is how a workspace opens its store: it runs the checks of `indexer.health`
+and heals what they find before anything can crash or mislead:
+
+- a damaged SQLite file is moved aside (`index.damaged-<time>.sqlite`, with its WAL) and a
+  fresh one is created, seeded with every vector that can still be read from the damaged
+  file; the meta key `heal` = "sqlite" makes the next full run rescan the files, take the
+  vectors Chroma still holds for the re-created chunk ids, and only then reconcile;
+- a damaged Chroma folder is renamed `chroma.quarantined-<time>` and re-created empty;
+  `heal` = "chroma" makes the next full run (or the CLI's query, at once) restore every
+  vector from the SQLite cache: nothing is embedded again.
+
+Every repair is recorded in `health.json` (see `indexer.health`) and shown by `status`.
+Failures that are not damage (full disk, read-only or vanished state folder) become
+`DiskFull` / `StateDirUnavailable` with the cause and the one action that fixes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from indexer.errors import (
+    DiskFull,
+    ForgeError,
+    StateDirUnavailable,
+    StateDirVanished,
+    StoreBusy,
+    StoreCorrupt,
+)
+from indexer.health import (
+    Health,
+    check_chroma,
+    is_disk_full,
+    is_read_only,
+    probe_chroma,
+    quick_check,
+    stamp,
+)
+from indexer.store import IndexStore, SqliteState, VectorStore
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "index.sqlite"
+_MB = 1024 * 1024
+_SALVAGE_WINDOW = 256
+
+
+# -- failures that are not damage ---------------------------------------------------------
+
+
+def free_mb(path: Path) -> int:
+    for p in (path, *path.parents):
+        with contextlib.suppress(OSError):
+            return int(shutil.disk_usage(p).free // _MB)
+    return 0
+
+
+def dir_bytes(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+def disk_full(state_dir: Path, need_bytes: int) -> DiskFull:
+    need = max(1, -(-need_bytes // _MB))
+    return DiskFull(
+        f"disk full: {free_mb(state_dir)} MB free in {state_dir}, need about {need} MB. "
+        "Nothing is damaged: free some space, then run the same command again (it resumes where it stopped)."
+    )
+
+
+def unwritable(state_dir: Path, exc: BaseException) -> StateDirUnavailable:
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return StateDirUnavailable(
+        f"the index folder {state_dir} is not writable ({reason}): make it writable, or point "
+        "--state-dir (or FORGE_INDEXER_STATE_DIR) at a writable folder."
+    )
+
+
+def vanished(state_dir: Path) -> StateDirVanished:
+    return StateDirVanished(
+        f"the index folder {state_dir} was deleted while forge-indexer was running: run the same "
+        "command again to re-create it (the editor's server re-creates it by itself)."
+    )
+
+
+def translate(exc: BaseException, state_dir: Path, need_bytes: int = 0) -> ForgeError | None:
+    """The user-facing error for a store failure that is not damage, or None."""
+    if isinstance(exc, DiskFull | StateDirUnavailable):
+        return exc
+    if is_disk_full(exc):
+        return disk_full(state_dir, need_bytes or estimate_need(state_dir))
+    if not state_dir.is_dir():
+        return vanished(state_dir)
+    if is_read_only(exc):
+        return unwritable(state_dir, exc)
+    return None
+
+
+def estimate_need(state_dir: Path) -> int:
+    """Room a run needs beyond what the index uses now: its WAL, an HNSW resize and slack."""
+    return max(32 * _MB, dir_bytes(state_dir) // 2)
+
+
+# -- damage --------------------------------------------------------------------------------
+
+
+def quarantine_chroma(state_dir: Path) -> Path:
+    dest = state_dir / f"chroma.quarantined-{stamp()}"
+    os.replace(state_dir / "chroma", dest)
+    return dest
+
+
+def move_aside_sqlite(state_dir: Path) -> Path:
+    """Rename the database and its WAL/SHM together, so the moved copy is still readable."""
+    dest = state_dir / f"index.damaged-{stamp()}.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        src = state_dir / f"{DB_NAME}{suffix}"
+        if src.exists():
+            os.replace(src, Path(f"{dest}{suffix}"))
+    return dest
+
+
+def _tolerant_rows(conn: sqlite3.Connection, sql_window: str) -> Iterator[tuple[str, bytes]]:
+    """Rows of a rowid table read window by window; windows on damaged pages are read row
+    by row, and rows that cannot be read are skipped."""
+    try:
+        top = conn.execute("SELECT max(rowid) FROM vectors").fetchone()[0] or 0
+    except sqlite3.DatabaseError:
+        top = 1 << 22  # the table's root is unreadable: walk a generous rowid range
+    start = 0
+    empty_run = 0
+    while start <= top and empty_run < 4096:
+        end = start + _SALVAGE_WINDOW - 1
+        try:
+            rows = conn.execute(sql_window, (start, end)).fetchall()
+        except sqlite3.DatabaseError:
+            rows = []
+            for rid in range(start, end + 1):
+                with contextlib.suppress(sqlite3.DatabaseError):
+                    rows.extend(conn.execute(sql_window, (rid, rid)).fetchall())
+        empty_run = 0 if rows else empty_run + 1
+        yield from rows
+        start = end + 1
+
+
+def salvage_vectors(source: sqlite3.Connection, target: SqliteState, want_hash: str, dim: int) -> int:
+    """Copy every readable cached vector of `source` into `target`; returns how many.
+
+    Only if the damaged index was built with the same model and chunker (its config hash
+    is `want_hash`, or unreadable and the vectors have the right size).
+    """
+    try:
+        row = source.execute("SELECT value FROM meta WHERE key='config_hash'").fetchone()
+        have = row[0] if row else None
+    except sqlite3.DatabaseError:
+        have = None
+    if have is not None and have != want_hash:
+        return 0
+    n = 0
+    batch: list[tuple[str, bytes]] = []
+    sql = "SELECT text_hash, vector FROM vectors WHERE rowid BETWEEN ? AND ?"
+    for h, blob in _tolerant_rows(source, sql):
+        if isinstance(h, str) and isinstance(blob, bytes) and len(blob) == dim * 4:
+            batch.append((h, blob))
+        if len(batch) >= 2000:
+            n += _insert(target, batch)
+    return n + _insert(target, batch)
+
+
+def _insert(target: SqliteState, batch: list[tuple[str, bytes]]) -> int:
+    with target.transaction() as conn:
+        conn.executemany("INSERT OR REPLACE INTO vectors(text_hash, vector) VALUES(?, ?)", batch)
+    n = len(batch)
+    batch.clear()
+    return n
+
+
+def rebuild_sqlite(state_dir: Path, cause: str, want_hash: str, dim: int, health: Health,
+                   source: sqlite3.Connection | None = None) -> SqliteState:
+    """Replace a damaged (or vanished) database by a fresh one seeded with what can be saved.
+
+    `source` is an open connection to read from (the database of a state folder deleted
+    under a running server is still readable through it); by default the damaged file is
+    moved aside and read from its new name.
+    """
+    aside: Path | None = None
+    if source is None:
+        aside = move_aside_sqlite(state_dir)
+        source = sqlite3.connect(f"file:{aside}?mode=ro", uri=True, timeout=5)
+    sql = SqliteState(state_dir / DB_NAME)
+    try:
+        saved = salvage_vectors(source, sql, want_hash, dim)
+    finally:
+        if aside is not None:
+            source.close()
+    sql.set_meta("config_hash", want_hash)
+    sql.set_meta("heal", "sqlite")
+    health.note(
+        "index database rebuilt", cause,
+        moved_to=str(aside) if aside else None, vectors_salvaged=saved,
+    )
+    log.warning("index database %s was damaged (%s); rebuilt, %d vectors salvaged", state_dir / DB_NAME, cause, saved)
+    return sql
+
+
+def _samples(sql: SqliteState) -> list[tuple[str, bytes]]:
+    """A few (chunk id, vector) pairs Chroma should hold, for the probe."""
+    with contextlib.suppress(sqlite3.Error):
+        n = sql.conn.execute("SELECT max(rowid) FROM chunks").fetchone()[0] or 0
+        out: list[tuple[str, bytes]] = []
+        for rowid in {1 + (n * k) // 5 for k in range(5)} if n else ():
+            row = sql.conn.execute(
+                "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash "
+                "WHERE c.rowid >= ? LIMIT 1", (rowid,)
+            ).fetchone()
+            if row:
+                out.append((row[0], row[1]))
+        return out
+    return []
+
+
+def open_checked(state_dir: Path, dim: int, want_hash: str) -> IndexStore:
+    """Open (and if need be heal) the store of `state_dir`. See the module docstring."""
+    health = Health.load(state_dir)
+    db = state_dir / DB_NAME
+    chroma = state_dir / "chroma"
+    damaged = health.damaged
+    health.damaged = {}
+    try:
+        sqlite_bad = damaged.get("sqlite")
+        if sqlite_bad is None and db.exists() and health.clean is not True:
+            sqlite_bad = quick_check(db)
+        sql: SqliteState | None = None
+        if sqlite_bad is None:
+            try:
+                sql = SqliteState(db)
+            except StoreCorrupt as exc:
+                sqlite_bad = str(exc.__cause__ or exc)
+        if sql is None:
+            sql = rebuild_sqlite(state_dir, sqlite_bad or "unreadable", want_hash, dim, health)
+        try:
+            bad = damaged.get("chroma")
+            if bad is None:
+                check = check_chroma(chroma, dim, health)
+                bad = check.bad
+                if bad is None and check.probe is not None:
+                    log.info("probing the vector store of %s: %s", state_dir, check.probe)
+                    bad = probe_chroma(chroma, _samples(sql))
+                    if bad is not None:
+                        # The child could not open it for a reason that is not damage.
+                        not_damage = translate(OSError(bad), state_dir) if is_disk_full(OSError(bad)) or (
+                            is_read_only(OSError(bad))) else None
+                        if not_damage is not None:
+                            raise not_damage
+            if bad is not None and chroma.exists():
+                _quarantine(state_dir, sql, health, bad)
+            try:
+                vectors = VectorStore(chroma, dim)
+            except StoreCorrupt as exc:
+                failure = translate(exc.__cause__ or exc, state_dir)
+                if failure is not None:
+                    raise failure from exc
+                _quarantine(state_dir, sql, health, str(exc.__cause__ or exc))
+                vectors = VectorStore(chroma, dim)
+        except BaseException:
+            sql.close()
+            raise
+        if sql.get_meta("config_hash") is None and vectors.known_count and health.config == want_hash:
+            # The database is new (deleted, or truncated to nothing) but Chroma still holds
+            # this model's vectors: refill it from them instead of embedding everything again.
+            sql.set_meta("config_hash", want_hash)
+            sql.set_meta("heal", "sqlite")
+            health.note("index database rebuilt", "index.sqlite was missing or empty", vectors_salvaged=0)
+        health.config = want_hash
+        health.clean = False  # until a clean close: the next open checks more if we crash
+        health.save(state_dir)
+    except (OSError, sqlite3.Error, StoreBusy) as exc:
+        failure = translate(exc, state_dir)
+        if failure is None:
+            raise
+        raise failure from exc
+    return IndexStore.from_parts(state_dir, sql, vectors)
+
+
+def _quarantine(state_dir: Path, sql: SqliteState, health: Health, cause: str) -> None:
+    dest = quarantine_chroma(state_dir)
+    if sql.get_meta("heal") is None:
+        sql.set_meta("heal", "chroma")
+    health.note("vector store quarantined and rebuilt from the SQLite vector cache", cause, moved_to=str(dest))
+    log.warning("vector store %s was damaged (%s); moved to %s, rebuilding it from the cache",
+                state_dir / "chroma", cause, dest)
+
+
+def record_damage(state_dir: Path, kind: str, cause: str) -> None:
+    """Remember damage found while the store was in use; the next open heals it."""
+    health = Health.load(state_dir)
+    if kind in health.damaged:
+        return  # already recorded (status polls would repeat it)
+    health.damaged[kind] = cause
+    health.note(f"{'index database' if kind == 'sqlite' else 'vector store'} damage found", cause)
+    with contextlib.suppress(OSError):
+        health.save(state_dir)
