@@ -70,6 +70,7 @@ class Connection:
         self.progress = False  # the client handles window/workDoneProgress/create
         self.configuration = False  # ... answers workspace/configuration
         self.watch_registration = False  # ... can be asked to report file changes
+        self.config_registration = False  # ... and settings changes
         self.client_name = "?"
         self.folders: dict[str, str] = {}  # folder key -> the uri the client used
         self.tokens: set[str] = set()
@@ -358,6 +359,8 @@ class Hub:
         conn.configuration = bool(workspace_caps.get("configuration"))
         conn.watch_registration = bool(
             (workspace_caps.get("didChangeWatchedFiles") or {}).get("dynamicRegistration"))
+        conn.config_registration = bool(
+            (workspace_caps.get("didChangeConfiguration") or {}).get("dynamicRegistration"))
         info = params.get("clientInfo") or {}
         conn.client_name = str(info.get("name") or "a client")
         uris = [f.get("uri") for f in params.get("workspaceFolders") or [] if isinstance(f, dict)]
@@ -397,17 +400,22 @@ class Hub:
                                {"event": {"added": [], "removed": removed}})
 
     def _register_watchers(self, conn: Connection) -> None:
-        """Ask the editor to report file changes, as the server does for its own client.
-
-        The daemon's watcher sees them too; the editor's events still help where native
-        watching falls back to polling.
+        """Ask the editor for file-change and settings-change events, as the server does for
+        its own client (the daemon's watcher sees files too; the editor's events still help
+        where native watching falls back to polling).
         """
-        if not conn.watch_registration:
-            return
-        registration = {"id": f"forge-watched-files-{conn.number}", "method": "workspace/didChangeWatchedFiles",
-                        "registerOptions": {"watchers": [{"globPattern": "**/*"}]}}
-        conn.send({"jsonrpc": "2.0", "id": f"forge-hub-{next(self._ids)}",
-                   "method": "client/registerCapability", "params": {"registrations": [registration]}})
+        registrations = []
+        if conn.watch_registration:
+            registrations.append({
+                "id": f"forge-watched-files-{conn.number}", "method": "workspace/didChangeWatchedFiles",
+                "registerOptions": {"watchers": [{"globPattern": "**/*"}]}})
+        if conn.config_registration:
+            registrations.append({
+                "id": f"forge-configuration-{conn.number}", "method": "workspace/didChangeConfiguration",
+                "registerOptions": {"section": "forgeIndexer"}})
+        if registrations:
+            conn.send({"jsonrpc": "2.0", "id": f"forge-hub-{next(self._ids)}",
+                       "method": "client/registerCapability", "params": {"registrations": registrations}})
 
     def _catch_up(self, conn: Connection) -> None:
         """A client that joins mid-run sees the running progress from where it is."""

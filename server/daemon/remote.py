@@ -15,7 +15,7 @@ from typing import Any
 from indexer.errors import ForgeError, IndexNotReady, InvalidQuery
 from indexer.settings import Settings
 from server.daemon.client import DaemonClient, DaemonRequestError, Endpoint, find_daemon
-from server.daemon.paths import paths_for
+from server.daemon.paths import RuntimeDirUnsafe, paths_for
 from server.roots import path_to_uri, uri_to_path
 
 
@@ -25,8 +25,8 @@ def connect(workspace: Path, settings: Settings, *, progress: bool = False) -> R
         return None
     try:
         paths = paths_for(workspace, settings)
-    except OSError:
-        return None  # no runtime dir this user may enter (e.g. another user's XDG_RUNTIME_DIR)
+    except (OSError, RuntimeDirUnsafe):
+        return None  # no runtime dir of this user's (e.g. another user's XDG_RUNTIME_DIR): no daemon
     endpoint = find_daemon(paths)
     if endpoint is None:
         return None
