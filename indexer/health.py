@@ -197,35 +197,33 @@ def quick_check(db_path: Path) -> str | None:
     return None if rows == ["ok"] else "; ".join(str(r) for r in rows)[:300]
 
 
-def is_corruption(exc: BaseException) -> bool:
-    """A SQLite error that means damaged pages or a file that is not a database."""
-    if not isinstance(exc, sqlite3.DatabaseError):
-        return False
+def _matches(exc: BaseException, errnos: tuple[int, ...], sqlite_codes: tuple[int, ...],
+             phrases: tuple[str, ...]) -> bool:
+    """By errno, by SQLite's primary result code, or (for wrapped errors) by message."""
+    if errnos and isinstance(exc, OSError) and exc.errno in errnos:
+        return True
     code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+    if code is not None and code & 0xFF in sqlite_codes:
         return True
     text = str(exc).lower()
-    return "malformed" in text or "not a database" in text or "database corrupt" in text
+    return any(p in text for p in phrases)
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """A SQLite error that means damaged pages or a file that is not a database."""
+    return isinstance(exc, sqlite3.DatabaseError) and _matches(
+        exc, (), (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB),
+        ("malformed", "not a database", "database corrupt"))
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF == sqlite3.SQLITE_FULL:
-        return True
-    text = str(exc).lower()
-    return "disk is full" in text or "no space left" in text or "database or disk is full" in text
+    return _matches(exc, (errno.ENOSPC, errno.EDQUOT), (sqlite3.SQLITE_FULL,),
+                    ("disk is full", "no space left", "database or disk is full"))
 
 
 def is_read_only(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return True
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF == sqlite3.SQLITE_READONLY:
-        return True
-    text = str(exc).lower()
-    return "readonly database" in text or "read-only file system" in text or "permission denied" in text
+    return _matches(exc, (errno.EROFS, errno.EACCES, errno.EPERM), (sqlite3.SQLITE_READONLY,),
+                    ("readonly database", "read-only file system", "permission denied"))
 
 
 def _probe_main() -> int:

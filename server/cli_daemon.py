@@ -80,18 +80,21 @@ def _connect(root: Path, state_dir: Path | None) -> Any:
     return connect(root, cli_settings(root, state_dir))
 
 
-def _stop_daemon(root: Path, state_dir: Path | None, *, quiet: bool = False) -> int | None:
-    """Stop the workspace's daemon if one runs; its pid, or None."""
-    remote = _connect(root, state_dir)
-    if remote is None:
-        return None
+def _stop(remote: Any, *, quiet: bool = False) -> int:
+    """Ask a connected daemon to stop and wait until it has exited; its pid."""
     with remote:
-        pid = remote.pid
+        pid: int = remote.pid
         remote.client.request("forge/daemon", {"action": "stop"})
     _wait_exit(pid)
     if not quiet:
-        typer.echo(f"stopped the daemon for {root} (pid {pid})")
+        typer.echo(f"stopped the daemon for {remote.root} (pid {pid})")
     return pid
+
+
+def _stop_daemon(root: Path, state_dir: Path | None, *, quiet: bool = False) -> int | None:
+    """Stop the workspace's daemon if one runs; its pid, or None."""
+    remote = _connect(root, state_dir)
+    return None if remote is None else _stop(remote, quiet=quiet)
 
 
 @daemon_app.command("stop")
@@ -100,7 +103,7 @@ def daemon_stop(workspace: WorkspaceOpt = Path("."), state_dir: StateDir = None,
     """Stop the daemon of a workspace (or all of them)."""
     try:
         if all_:
-            stopped = [e["pid"] for e in _entries() if _stop_entry(e, state_dir) is not None]
+            stopped = [_stop(_open_entry(e, state_dir)) for e in _entries()]
         else:
             stopped = [p for p in [_stop_daemon(workspace.expanduser().resolve(), state_dir)] if p]
     except ForgeError as exc:
@@ -130,14 +133,6 @@ def _open_entry(entry: dict[str, Any], state_dir: Path | None) -> Any:
     root = Path(entry["workspace"])
     endpoint = Endpoint.parse(str(entry["endpoint"]), int(entry["pid"]))
     return open_remote(endpoint, str(entry["id"]), root, cli_settings(root, state_dir))
-
-
-def _stop_entry(entry: dict[str, Any], state_dir: Path | None) -> int | None:
-    with _open_entry(entry, state_dir) as remote:
-        remote.client.request("forge/daemon", {"action": "stop"})
-    _wait_exit(int(entry["pid"]))
-    typer.echo(f"stopped the daemon for {entry['workspace']} (pid {entry['pid']})")
-    return int(entry["pid"])
 
 
 def _wait_exit(pid: int) -> None:

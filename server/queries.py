@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -208,6 +209,8 @@ def root_status(root: RootState) -> dict[str, Any]:
         except Exception as exc:  # the status of a broken index is still a status
             log.warning("status of %s failed: %s", root.path, exc)
             info = {"last_error": str(exc)}
+            with contextlib.suppress(Exception):  # damage found and repairs made, if readable
+                info["health"] = ws.health()
     last_error = root.last_error or info.get("last_error")
     cov = root.coverage()
     return {
@@ -227,6 +230,7 @@ def root_status(root: RootState) -> dict[str, Any]:
         "lastError": last_error,
         "lastIndexed": info.get("last_indexed"),
         "stateDir": info.get("state_dir"),
+        "health": info.get("health"),
         "watcher": root.watcher.mode if root.watcher is not None else "off",
         "settings": {
             "debounceMs": root.settings.debounce_ms,

@@ -193,12 +193,7 @@ class DaemonClient:
         self.send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
         self.sock.settimeout(timeout_s)
         while True:
-            try:
-                msg = self._read()
-            except DaemonUnavailable:
-                raise
-            except TimeoutError:
-                raise DaemonUnavailable(f"the daemon did not answer {method} within {timeout_s} s") from None
+            msg = self._read()
             if not isinstance(msg, dict):
                 continue
             if "method" in msg:

@@ -155,7 +155,7 @@ class Hub:
         body = data[data.index(b"\r\n\r\n") + 4 :]
         msg = json.loads(body)
         if "method" not in msg:
-            self._from_server_response(msg, body)
+            self._from_server_response(msg)
         elif "id" in msg:
             self._from_server_request(msg)
         else:
@@ -164,7 +164,7 @@ class Hub:
     def close(self) -> None:  # pygls calls this when it shuts down
         pass
 
-    def _from_server_response(self, msg: JsonMsg, body: bytes) -> None:
+    def _from_server_response(self, msg: JsonMsg) -> None:
         hub_id = msg.get("id")
         own = self._own.pop(hub_id, None) if isinstance(hub_id, int) else None
         if own is not None:
@@ -313,8 +313,6 @@ class Hub:
         hub_id = next(self._ids)
         self._routes[hub_id] = (conn, client_id)
         conn.requests[_key(client_id)] = hub_id
-        if conn.inflight >= MAX_INFLIGHT:
-            conn.room.clear()
         self._feed({**msg, "id": hub_id})
 
     async def _daemon_request(self, conn: Connection, client_id: Any, action: str) -> None:

@@ -66,6 +66,7 @@ class RemoteWorkspace:
         self.client = client
         self.root = root
         self.uri = uri
+        self._open = False
 
     @property
     def pid(self) -> int:
@@ -98,11 +99,11 @@ class RemoteWorkspace:
     def wait_open(self, timeout_s: float = 60.0) -> None:
         """A daemon that just started opens its index first: wait for that, not for indexing."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while not self._open and time.monotonic() < deadline:
             roots = self._call("forge/status", {}).get("roots", [])
-            if not any(r.get("state") == "pending" for r in roots):
-                return
-            time.sleep(0.1)
+            self._open = not any(r.get("state") == "pending" for r in roots)
+            if not self._open:
+                time.sleep(0.1)
 
     def search(self, query: str, *, limit: int, languages: list[str] | None, paths: list[str] | None,
                mode: str, min_score: float) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ from indexer.errors import InvalidQuery
 from server import queries
 from server.errors import rpc_errors
 from server.params import ReindexParams, StatusParams, parse_params
-from server.roots import RootState
 from server.server import ForgeLanguageServer
 
 STATUS, REINDEX = "forge/status", "forge/reindex"
@@ -47,18 +46,7 @@ def register(ls: ForgeLanguageServer) -> None:
 async def _status(ls: ForgeLanguageServer, raw: Any) -> dict[str, Any]:
     parse_params(StatusParams, raw)
     roots = ls.roots.all()
-    return await ls.run_query(lambda cancel: _with_health(roots, queries.status(roots)))
-
-
-def _with_health(roots: list[RootState], status: dict[str, Any]) -> dict[str, Any]:
-    """Add each root's index health: damage found, repairs made (docs/store-recovery.md)."""
-    for root, entry in zip(roots, status["roots"], strict=False):
-        ws = root.workspace
-        try:
-            entry["health"] = ws.health() if ws is not None else None
-        except Exception:  # the status of a broken index is still a status
-            entry["health"] = None
-    return status
+    return await ls.run_query(lambda cancel: queries.status(roots))
 
 
 async def _reindex(ls: ForgeLanguageServer, raw: Any) -> dict[str, Any]:
