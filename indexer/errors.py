@@ -61,3 +61,11 @@ class VectorStoreFailed(StoreCorrupt):
 
 class StateDirVanished(StateDirUnavailable):
     """The state directory was deleted while the index was open; reopening re-creates it."""
+
+
+class RemoteUnavailable(ForgeError):
+    """A remote engine (Chroma server, embeddings server) cannot be reached or keeps failing."""
+
+
+class RemoteMismatch(ForgeError):
+    """A remote engine answers, but not the way the index needs (other model, wrong dimension)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,7 +23,13 @@ WORKSPACE_CONFIG_FILE = ".forge-indexer.toml"
 ENV_PREFIX = "FORGE_INDEXER_"
 #: Keys a file inside the workspace may not set: a cloned repository must never decide
 #: which native model file llama.cpp parses or where a copy of the code is written.
-USER_ONLY_KEYS = frozenset({"model_path", "state_dir", "keyring_backend"})
+#: The same for the remote engines and exporters: a cloned repository must not be able to
+#: send its reader's code, or telemetry about it, to a server of its choosing.
+USER_ONLY_KEYS = frozenset({
+    "model_path", "state_dir", "keyring_backend",
+    "chroma_url", "chroma_auth_header", "team_index", "embedder_url", "embedder_auth_header",
+    "embedder_model", "metrics_address", "otel_exporter",
+})
 
 
 class Settings(BaseModel):
@@ -78,6 +84,66 @@ class Settings(BaseModel):
     daemon_idle_timeout_s: int = Field(
         default=1800, ge=0, le=7 * 24 * 3600,
         description="Seconds the shared daemon keeps running with no client connected (0: until stopped).",
+    )
+    reconcile_interval_s: int = Field(
+        default=600, ge=0, le=24 * 3600,
+        description="Seconds between the daemon's stat-based scans that catch changes the file "
+        "watcher missed (0: never).",
+    )
+    rate_limit_per_s: float = Field(
+        default=50.0, ge=0,
+        description="Requests per second one connection to the shared daemon may make, in bursts of "
+        "twice that (0: no limit).",
+    )
+    # --- remote engines (scale-out) --------------------------------------------------
+    chroma_url: str | None = Field(
+        default=None,
+        description="URL of a Chroma server (e.g. http://chroma.internal:8000) that holds the vectors "
+        "instead of the embedded store; SQLite stays local. Empty: the embedded store.",
+    )
+    chroma_auth_header: str | None = Field(
+        default=None,
+        description="HTTP header sent to the Chroma server (e.g. Authorization); its value is read "
+        "from the OS keyring (`forge-indexer remote-secret set chroma`).",
+    )
+    team_index: str | None = Field(
+        default=None,
+        description="Name of a collection on the Chroma server shared by several machines indexing one "
+        "repository; hits only come from files whose content this machine holds. Needs chromaUrl.",
+    )
+    embedder_url: str | None = Field(
+        default=None,
+        description="Base URL of a llama.cpp-compatible embeddings server (OpenAI-style "
+        "/v1/embeddings, e.g. http://gpu-box:8080). Empty: embed in-process.",
+    )
+    embedder_model: str | None = Field(
+        default=None, description="Model name sent to the embeddings server. Empty: the local model's name."
+    )
+    embedder_auth_header: str | None = Field(
+        default=None,
+        description="HTTP header sent to the embeddings server (e.g. Authorization); its value is read "
+        "from the OS keyring (`forge-indexer remote-secret set embedder`).",
+    )
+    remote_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="Timeout of each call to a remote store or embedder."
+    )
+    remote_retries: int = Field(
+        default=4, ge=0, le=20,
+        description="Retries (exponential backoff with jitter) of a transient remote failure.",
+    )
+    # --- operations ------------------------------------------------------------------
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as text, or as JSON objects with a request id."
+    )
+    metrics_address: str | None = Field(
+        default=None,
+        description="Loopback address (e.g. 127.0.0.1:9464) where the daemon serves Prometheus "
+        "metrics. Empty: no metrics endpoint.",
+    )
+    otel_exporter: Literal["otlp", "console"] | None = Field(
+        default=None,
+        description="Export OpenTelemetry spans of index runs and searches (otlp: to "
+        "OTEL_EXPORTER_OTLP_ENDPOINT). Empty: off.",
     )
     # --- security --------------------------------------------------------------------
     keyring_backend: str | None = Field(

@@ -18,12 +18,33 @@ export const SERVER_SETTING_KEYS: readonly string[] = [
   "watch",
   "sharedDaemon",
   "daemonIdleTimeoutS",
+  "reconcileIntervalS",
+  "rateLimitPerS",
+  "chromaUrl",
+  "chromaAuthHeader",
+  "teamIndex",
+  "embedderUrl",
+  "embedderModel",
+  "embedderAuthHeader",
+  "remoteTimeoutS",
+  "remoteRetries",
+  "logFormat",
+  "metricsAddress",
+  "otelExporter",
   "keyringBackend",
 ];
 
 /** Keys the server takes only from user-level sources (never from the workspace). */
 export const USER_ONLY_SETTING_KEYS: readonly string[] = [
+  "chromaAuthHeader",
+  "chromaUrl",
+  "embedderAuthHeader",
+  "embedderModel",
+  "embedderUrl",
   "keyringBackend",
+  "metricsAddress",
   "modelPath",
+  "otelExporter",
   "stateDir",
+  "teamIndex",
 ];

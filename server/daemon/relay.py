@@ -22,11 +22,13 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from server.daemon.client import (
+    DaemonUnavailable,
     Endpoint,
     auth_message,
     body_of,
     handshake,
     open_connection,
+    process_alive,
     session_from,
     signed,
 )
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 MAX_RESTARTS = 3
 RESTART_WINDOW_S = 60.0
 DAEMON_GONE = -32803  # LSP RequestFailed
+GONE_WAIT_S = 10.0
 
 
 class Relay:
@@ -52,6 +55,7 @@ class Relay:
         self.key = b""
         self.writer: asyncio.StreamWriter | None = None
         self.authed = asyncio.Event()
+        self.pid: int | None = None
         self.pending: dict[str, Any] = {}  # editor request ids waiting for the daemon
         self.restarts: list[float] = []
         self.editor_done = False
@@ -74,7 +78,7 @@ class Relay:
                 pump.cancel()
                 return 1
             try:
-                reader = await self._attach()
+                reader = await self._attach(gone=self.pid)
             except Exception as exc:
                 log.error("could not reconnect to a daemon: %s", exc)
                 pump.cancel()
@@ -87,20 +91,32 @@ class Relay:
             self.writer.close()
         return 0
 
-    async def _attach(self) -> asyncio.StreamReader:
+    async def _attach(self, gone: int | None = None) -> asyncio.StreamReader:
+        if gone is not None:
+            # A killed daemon closes its sockets before its process is gone; until then the
+            # registry still names it and a connection to it would be reset. Wait it out.
+            deadline = time.monotonic() + GONE_WAIT_S
+            while process_alive(gone) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
         for attempt in range(5):
             endpoint = await asyncio.to_thread(self._connect_endpoint)
+            writer: asyncio.StreamWriter | None = None
             try:
                 reader, writer = await open_connection(endpoint)
+                secret = await asyncio.to_thread(self._secret)
+                self.key = await handshake(reader, writer, secret)
                 break
-            except OSError as exc:  # a daemon that is just going away: look again
-                if attempt == 4:
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, DaemonUnavailable) as exc:
+                if writer is not None:
+                    writer.close()
+                # A daemon that is just going away: look again (a new one is started if need be).
+                # A live daemon that refuses us is an answer, not a transient failure.
+                await asyncio.sleep(0.2 * (attempt + 1))
+                if attempt == 4 or (isinstance(exc, DaemonUnavailable) and process_alive(endpoint.pid)):
                     raise
                 log.info("the daemon at %s is not answering (%s); looking again", endpoint.address, exc)
-                await asyncio.sleep(0.2 * (attempt + 1))
-        secret = await asyncio.to_thread(self._secret)
-        self.key = await handshake(reader, writer, secret)
         self.writer = writer
+        self.pid = endpoint.pid
         self.authed.set()
         log.info("relaying to the daemon (pid %d)", endpoint.pid)
         return reader
