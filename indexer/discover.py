@@ -22,8 +22,10 @@ import os
 import posixpath
 import re
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from indexer.ignore import DEFAULT_EXCLUDES, GIT_DIR, IgnoreRules
 from indexer.settings import Settings
@@ -32,11 +34,15 @@ from indexer.types import FileError, Skipped, SourceFile
 __all__ = [
     "DEFAULT_EXCLUDES",
     "Discovery",
+    "FileSource",
     "IgnoreRules",
     "LoadedSource",
+    "check_content",
     "check_path",
     "discover",
     "load_source",
+    "name_size_reason",
+    "stat_changes",
 ]
 
 # Known by name, so never read. Lock files are generated, huge and say nothing about
@@ -171,6 +177,19 @@ def _name_reason(name: str) -> str | None:
     return None
 
 
+def name_size_reason(rel: str, size: int, settings: Settings) -> Skipped | None:
+    """Why a regular, non-ignored file is skipped from its path and size alone, or None."""
+    reason = secret_reason(rel) or _name_reason(rel.rpartition("/")[2])
+    if reason is not None:
+        return Skipped(rel, reason)
+    limit = settings.max_file_bytes
+    if size > limit:
+        return Skipped(rel, f"larger than {human_size(limit)} ({human_size(size)})")
+    if size == 0:
+        return Skipped(rel, "empty file")
+    return None
+
+
 def _special_kind(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "FIFO"
@@ -216,14 +235,9 @@ class _Context:
 
     def classify_file(self, rel: str, abs_path: str, st: os.stat_result) -> SourceFile | Skipped:
         """A regular, non-ignored file: accept it or say why not (name and size only)."""
-        reason = secret_reason(rel) or _name_reason(rel.rpartition("/")[2])
-        if reason is not None:
-            return Skipped(rel, reason)
-        limit = self.settings.max_file_bytes
-        if st.st_size > limit:
-            return Skipped(rel, f"larger than {human_size(limit)} ({human_size(st.st_size)})")
-        if st.st_size == 0:
-            return Skipped(rel, "empty file")
+        skip = name_size_reason(rel, st.st_size, self.settings)
+        if skip is not None:
+            return skip
         return SourceFile(path=rel, abs_path=abs_path, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
     def classify_symlink(self, rel: str, parent: str, abs_path: str) -> Skipped | FileError | None:
@@ -364,6 +378,49 @@ def check_path(
     return ctx.classify_file(rel, abs_path, st)
 
 
+class FileSource(Protocol):
+    """Where a run's files come from when it is not the working tree (a git revision:
+    `indexer.gitrev.RevisionSource`). `SourceFile.mtime_ns` is then the source's own change
+    marker: equal size and marker mean unchanged content, so it is not read again."""
+
+    def discover(self) -> Discovery: ...
+
+    def load(self, f: SourceFile) -> LoadedSource | Skipped | FileError: ...
+
+
+def stat_changes(
+    found: Discovery, known: Mapping[str, tuple[int, int]], seen: dict[str, tuple[int, int]] | None = None
+) -> list[str]:
+    """Paths a scan shows changed against `known` (path -> indexed size, mtime_ns): added,
+    modified (size or mtime differ) or deleted. Nothing is read; a file the scan could not
+    see into (an error on it or a folder above it) counts as unchanged.
+
+    `seen`, kept by the caller between scans, remembers new files that were reported and
+    are still not indexed (binary by content, ...): reported once, not on every scan.
+    """
+    failed = tuple(e.path for e in found.errors)
+    changed: list[str] = []
+    present: dict[str, tuple[int, int]] = {}
+    for f in found.files:
+        mark = (f.size, f.mtime_ns)
+        rec = known.get(f.path)
+        if rec is None:
+            present[f.path] = mark
+            if seen is None or seen.get(f.path) != mark:
+                changed.append(f.path)
+        elif rec != mark:
+            changed.append(f.path)
+    if seen is not None:
+        seen.clear()
+        seen.update(present)
+    keep = {f.path for f in found.files}
+    changed.extend(
+        p for p in known
+        if p not in keep and not any(p == d or p.startswith(d.rstrip("/") + "/") for d in failed)
+    )
+    return sorted(changed)
+
+
 # -- reading ------------------------------------------------------------------------------
 def load_source(f: SourceFile, settings: Settings) -> LoadedSource | Skipped | FileError:
     """Read `f` once (at most max_file_bytes + 1 bytes) and check what only content shows."""
@@ -388,18 +445,24 @@ def load_source(f: SourceFile, settings: Settings) -> LoadedSource | Skipped | F
         os.close(fd)
     if len(data) > limit:
         return Skipped(f.path, f"larger than {human_size(limit)} ({human_size(max(st.st_size, len(data)))})")
+    return check_content(f.path, data)
+
+
+def check_content(rel: str, data: bytes) -> LoadedSource | Skipped:
+    """What only the content shows (binary, encoding, generated, minified), for bytes read
+    from disk or from a git blob; the text and hash of a file worth indexing."""
     reason = _content_reason(data)
     if reason is not None:
-        return Skipped(f.path, reason)
+        return Skipped(rel, reason)
     bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
         text = data[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
         offset = exc.start + bom
-        return Skipped(f.path, f"not valid UTF-8 (byte 0x{data[offset]:02x} at offset {offset})")
+        return Skipped(rel, f"not valid UTF-8 (byte 0x{data[offset]:02x} at offset {offset})")
     reason = _text_reason(text)
     if reason is not None:
-        return Skipped(f.path, reason)
+        return Skipped(rel, reason)
     return LoadedSource(text=text, sha256=hashlib.sha256(data).hexdigest())
 
 

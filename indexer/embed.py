@@ -37,6 +37,7 @@ import logging
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import llama_cpp as llama
@@ -101,6 +102,171 @@ def _init_backend() -> None:
             _backend_ready = True
 
 
+def load_vocab(path: Path) -> Any:
+    """A llama.cpp model with only its vocabulary and hyperparameters loaded (no weights):
+    enough to tokenise exactly as the full model does, in milliseconds and a few MB.
+    Free it with `llama.llama_model_free`."""
+    _init_backend()
+    mparams = llama.llama_model_default_params()
+    mparams.vocab_only = True
+    model = llama.llama_model_load_from_file(str(path).encode(), mparams)
+    if not model:
+        raise ModelInvalid(
+            f"llama.cpp could not read the vocabulary of {path}{_llama_reason()}. The file may be "
+            "damaged, or the model may need a newer llama-cpp-python."
+        )
+    return model
+
+
+def model_dim(model: Any) -> int:
+    """The dimension of the model's output vectors (read from its hyperparameters)."""
+    return int(llama.llama_model_n_embd_out(model) or llama.llama_model_n_embd(model))
+
+
+def model_identity(spec: ModelSpec, path: Path, dim: int) -> str:
+    """Name, content hash, dimension, input cap and prefixes: anything that changes vectors.
+
+    Shared by the local and the remote embedder: the same model gives the same identity,
+    hence the same index config hash, whichever of them computes the vectors."""
+    return json.dumps(
+        {
+            "name": spec.name,
+            "sha256": model_fingerprint(path)[:32],
+            "dim": dim,
+            "max_tokens": spec.max_tokens,
+            "query_prefix": spec.query_prefix,
+            "document_prefix": spec.document_prefix,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+class Tokenizer:
+    """A model's own tokenizer: exact input ids, truncated to `max_tokens` keeping the
+    special tokens at both ends, as sentence-transformers does.
+
+    It only reads the vocabulary and has its own lock, so tokenising never waits behind a
+    decode. Results are cached: the chunker counts every chunk and embed_documents then
+    reuses the ids instead of tokenising again.
+    """
+
+    def __init__(self, model: Any, max_tokens: int) -> None:
+        self._vocab: Any = llama.llama_model_get_vocab(model)
+        self.max_tokens = max_tokens
+        self._lock = threading.Lock()  # scratch buffer + cache
+        self._buf = (llama.llama_token * 1024)()
+        self._cache: OrderedDict[str, tuple[npt.NDArray[np.int32], int]] = OrderedDict()
+        self.head, self.tail = self._special_wrapping()
+
+    def _raw(self, text: str, add_special: bool) -> list[int]:
+        """Caller holds `_lock`."""
+        if not self._vocab:
+            raise RuntimeError("this embedder was closed")  # the vocabulary is freed memory now
+        data = text.encode("utf-8", "replace")
+        need = len(data) + 16  # no tokenizer yields more tokens than bytes (+ specials)
+        if len(self._buf) < need:
+            self._buf = (llama.llama_token * max(need, 2 * len(self._buf)))()
+        n = llama.llama_tokenize(self._vocab, data, len(data), self._buf, len(self._buf), add_special, False)
+        if n < 0:  # defensive: a tokenizer that expands text past our bound
+            self._buf = (llama.llama_token * (-n))()
+            n = llama.llama_tokenize(self._vocab, data, len(data), self._buf, -n, add_special, False)
+        return list(self._buf[:n])
+
+    def _special_wrapping(self) -> tuple[list[int], list[int]]:
+        """The special tokens the model puts around every input ([CLS] … [SEP] for BERT).
+
+        Found by comparing a tokenisation with and without them, so truncation can keep
+        them for any model (BERT needs its [SEP]; last-token pooling needs its EOS).
+        """
+        with self._lock:
+            bare = self._raw("a", False)
+            full = self._raw("a", True)
+        for i in range(len(full) - len(bare) + 1):
+            if full[i : i + len(bare)] == bare:
+                return full[:i], full[i + len(bare) :]
+        return [], []
+
+    @property
+    def room(self) -> int:
+        """Tokens of text that fit between the special tokens."""
+        return max(self.max_tokens - len(self.head) - len(self.tail), 0)
+
+    def encode(self, text: str) -> tuple[npt.NDArray[np.int32], int]:
+        """(input ids, untruncated length) for `text` as given, special tokens included."""
+        with self._lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+                return hit
+            body = self._raw(text, False)
+            ids = np.array(self.head + body[: self.room] + self.tail, dtype=np.int32)
+            ids.flags.writeable = False  # shared through the cache
+            entry = (ids, len(self.head) + len(body) + len(self.tail))
+            self._cache[text] = entry
+            if len(self._cache) > _TOKEN_CACHE_SIZE:
+                self._cache.popitem(last=False)
+            return entry
+
+    def truncate_text(self, text: str) -> str:
+        """The longest prefix of `text` that `encode` keeps whole: for a server that takes
+        text (and tokenises it again), the same input ids as local truncation.
+
+        A binary search over character prefixes; for WordPiece the prefix found ends on a
+        token boundary, so its ids are exactly the truncated ids.
+        """
+        full = self.encode(text)[1]
+        if full <= self.max_tokens:
+            return text
+        room = self.room
+        lo, hi = 0, len(text)
+        with self._lock:
+            want = self._raw(text, False)[:room]
+            while lo < hi:  # the largest n with len(tokens(text[:n])) <= room
+                mid = (lo + hi + 1) // 2
+                if len(self._raw(text[:mid], False)) <= room:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            if self._raw(text[:lo], False) != want:
+                # Cut inside a word into as many pieces as its whole ("tokeniza" and
+                # "tokenization" are both 2): the exact cut is at most a word further on.
+                for end in range(lo + 1, min(len(text), lo + 64) + 1):
+                    if self._raw(text[:end], False) == want:
+                        return text[:end]
+        return text[:lo]
+
+    def close(self) -> None:
+        """Forget the vocabulary (its owner frees the model right after)."""
+        with self._lock:
+            self._vocab = None
+
+
+class QueryCache:
+    """Recent query vectors: a search over several roots, a context request that searches
+    twice, or a user repeating a query all embed the same text once."""
+
+    def __init__(self, size: int = _QUERY_CACHE_SIZE) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, Vectors] = OrderedDict()
+
+    def get(self, text: str) -> Vectors | None:
+        with self._lock:
+            hit = self._items.get(text)
+            if hit is not None:
+                self._items.move_to_end(text)
+            return hit
+
+    def put(self, text: str, vector: Vectors) -> Vectors:
+        vector.flags.writeable = False  # shared through the cache
+        with self._lock:
+            self._items[text] = vector
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return vector
+
+
 class LlamaEmbedder:
     """The `indexer.protocols.Embedder` for any GGUF embedding model, run by llama.cpp.
 
@@ -139,8 +305,7 @@ class LlamaEmbedder:
             )
         self._model = model
         log.info("loaded the embedding model %s", path.name)
-        self._vocab = llama.llama_model_get_vocab(model)
-        self._dim = int(llama.llama_model_n_embd_out(model) or llama.llama_model_n_embd(model))
+        self._dim = model_dim(model)
         if self._dim != spec.dim:
             log.warning("model %s reports %d dimensions, metadata said %d", path, self._dim, spec.dim)
         self._max_tokens = spec.max_tokens
@@ -182,14 +347,10 @@ class LlamaEmbedder:
         self._positions = np.arange(n, dtype=np.int32)
 
         self._ctx_lock = threading.Lock()  # every call into the llama context
-        self._tok_lock = threading.Lock()  # tokenizer scratch buffer + cache
         self._turn = threading.Condition()  # guards _queries_waiting
         self._queries_waiting = 0
-        self._tok_buf = (llama.llama_token * 1024)()
-        self._token_cache: OrderedDict[str, tuple[npt.NDArray[np.int32], int]] = OrderedDict()
-        self._query_cache: OrderedDict[str, Vectors] = OrderedDict()
-        self._query_cache_lock = threading.Lock()
-        self._head, self._tail = self._special_wrapping()
+        self._tokenizer = Tokenizer(model, self._max_tokens)
+        self._query_cache = QueryCache()
         self._model_id: str | None = None
 
     # ----------------------------------------------------------------------------------
@@ -220,35 +381,6 @@ class LlamaEmbedder:
             raise ModelInvalid(f"llama.cpp could not create a context for {self.path}{_llama_reason()}.")
         return ctx
 
-    def _raw_tokens(self, text: str, add_special: bool) -> list[int]:
-        if not self._model:
-            raise RuntimeError("this embedder was closed")  # the vocabulary is freed memory now
-        data = text.encode("utf-8", "replace")
-        need = len(data) + 16  # no tokenizer yields more tokens than bytes (+ specials)
-        if len(self._tok_buf) < need:
-            self._tok_buf = (llama.llama_token * max(need, 2 * len(self._tok_buf)))()
-        n = llama.llama_tokenize(
-            self._vocab, data, len(data), self._tok_buf, len(self._tok_buf), add_special, False
-        )
-        if n < 0:  # defensive: a tokenizer that expands text past our bound
-            self._tok_buf = (llama.llama_token * (-n))()
-            n = llama.llama_tokenize(self._vocab, data, len(data), self._tok_buf, -n, add_special, False)
-        return list(self._tok_buf[:n])
-
-    def _special_wrapping(self) -> tuple[list[int], list[int]]:
-        """The special tokens the model puts around every input ([CLS] … [SEP] for BERT).
-
-        Found by comparing a tokenisation with and without them, so truncation can keep
-        them for any model (BERT needs its [SEP]; last-token pooling needs its EOS).
-        """
-        with self._tok_lock:
-            bare = self._raw_tokens("a", False)
-            full = self._raw_tokens("a", True)
-        for i in range(len(full) - len(bare) + 1):
-            if full[i : i + len(bare)] == bare:
-                return full[:i], full[i + len(bare) :]
-        return [], []
-
     # ----------------------------------------------------------------------------------
     # Embedder protocol
 
@@ -268,42 +400,12 @@ class LlamaEmbedder:
     def model_id(self) -> str:
         """Name, content hash, dimension, input cap and prefixes: anything that changes vectors."""
         if self._model_id is None:
-            digest = model_fingerprint(self.path)
-            self._model_id = json.dumps(
-                {
-                    "name": self.spec.name,
-                    "sha256": digest[:32],
-                    "dim": self._dim,
-                    "max_tokens": self._max_tokens,
-                    "query_prefix": self.spec.query_prefix,
-                    "document_prefix": self.spec.document_prefix,
-                },
-                sort_keys=True,
-                separators=(",", ":"),
-            )
+            self._model_id = model_identity(self.spec, self.path, self._dim)
         return self._model_id
 
     def _tokenize(self, text: str) -> tuple[npt.NDArray[np.int32], int]:
-        """(input ids, untruncated length) for `text` as given, special tokens included.
-
-        Truncation keeps the special tokens at both ends, as sentence-transformers does.
-        Results are cached: the chunker counts every chunk and embed_documents then reuses
-        the ids instead of tokenising again.
-        """
-        with self._tok_lock:
-            hit = self._token_cache.get(text)
-            if hit is not None:
-                self._token_cache.move_to_end(text)
-                return hit
-            body = self._raw_tokens(text, False)
-            room = max(self._max_tokens - len(self._head) - len(self._tail), 0)
-            ids = np.array(self._head + body[:room] + self._tail, dtype=np.int32)
-            ids.flags.writeable = False  # shared through the cache
-            entry = (ids, len(self._head) + len(body) + len(self._tail))
-            self._token_cache[text] = entry
-            if len(self._token_cache) > _TOKEN_CACHE_SIZE:
-                self._token_cache.popitem(last=False)
-            return entry
+        """(input ids, untruncated length) for `text` as given (see `Tokenizer.encode`)."""
+        return self._tokenizer.encode(text)
 
     def tokens(self, text: str) -> npt.NDArray[np.int32]:
         """Model input ids for `text` as given (no prefix added), at most `max_tokens`."""
@@ -321,19 +423,11 @@ class LlamaEmbedder:
     def embed_query(self, text: str) -> Vectors:
         # Cached: one search over several roots, a context request that searches twice,
         # or a user repeating a query all embed the same text.
-        with self._query_cache_lock:
-            hit = self._query_cache.get(text)
-            if hit is not None:
-                self._query_cache.move_to_end(text)
-                return hit
+        hit = self._query_cache.get(text)
+        if hit is not None:
+            return hit
         ids = self.tokens(self.spec.query_prefix + text)
-        result: Vectors = self._embed([ids], priority=True)[0]
-        result.flags.writeable = False  # shared through the cache
-        with self._query_cache_lock:
-            self._query_cache[text] = result
-            if len(self._query_cache) > _QUERY_CACHE_SIZE:
-                self._query_cache.popitem(last=False)
-        return result
+        return self._query_cache.put(text, self._embed([ids], priority=True)[0])
 
     # ----------------------------------------------------------------------------------
     # running the model
@@ -422,8 +516,10 @@ class LlamaEmbedder:
 
     def _free_native(self) -> None:
         lock = getattr(self, "_ctx_lock", None) or threading.Lock()
-        tok_lock = getattr(self, "_tok_lock", None) or threading.Lock()
-        with lock, tok_lock:
+        tokenizer = getattr(self, "_tokenizer", None)
+        if tokenizer is not None:
+            tokenizer.close()
+        with lock:
             if self._ctx:
                 llama.llama_free(self._ctx)
                 self._ctx = None

@@ -34,7 +34,7 @@ import os
 import posixpath
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,9 +235,20 @@ class IgnoreRules:
     path was a rule file; `discover` also notices edited ignore files on its own.
     """
 
-    def __init__(self, root: Path, settings: Settings, *, defaults: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        settings: Settings,
+        *,
+        defaults: bool = True,
+        reader: Callable[[str], str | None] | None = None,
+    ) -> None:
+        """`reader(rel_path)` supplies ignore files from elsewhere than the disk (a git
+        tree: `indexer.gitrev`); it returns a file's text, or None when there is none.
+        With a reader, `.git/info/exclude` is not read: it belongs to a checkout."""
         self.root = root
         self._root_str = str(root)
+        self._reader = reader
         self._defaults = (
             _RuleList.parse("", DEFAULT_EXCLUDES, "built-in defaults") if defaults else None
         )
@@ -248,9 +259,17 @@ class IgnoreRules:
         self.problems: dict[str, str] = {}  # rule file rel path -> why it could not be read
 
     @classmethod
-    def load(cls, root: Path, settings: Settings, *, defaults: bool = True) -> IgnoreRules:
-        """Rules for `root`. `defaults=False` leaves out `DEFAULT_EXCLUDES` (tests, tools)."""
-        rules = cls(root, settings, defaults=defaults)
+    def load(
+        cls,
+        root: Path,
+        settings: Settings,
+        *,
+        defaults: bool = True,
+        reader: Callable[[str], str | None] | None = None,
+    ) -> IgnoreRules:
+        """Rules for `root`. `defaults=False` leaves out `DEFAULT_EXCLUDES` (tests, tools);
+        `reader` reads the ignore files from a git tree instead of the disk."""
+        rules = cls(root, settings, defaults=defaults, reader=reader)
         rules._dir_rules("")  # read the root's files now: cheap, and errors show up early
         return rules
 
@@ -309,7 +328,7 @@ class IgnoreRules:
         without ignore files costs no system call.
         """
         cached = self._dirs.get(rel_dir)
-        if cached is None:
+        if cached is None or self._reader is not None:
             self._dir_rules(rel_dir, names)
             return
         if self._signature(rel_dir, names) != cached.signature:
@@ -351,6 +370,8 @@ class IgnoreRules:
         cached = self._dirs.get(rel_dir)
         if cached is not None:
             return cached
+        if self._reader is not None:
+            return self._tree_rules(rel_dir)
         signature = self._signature(rel_dir, names)
         base = self._abs(rel_dir)
         prefix = rel_dir + "/" if rel_dir else ""
@@ -367,6 +388,18 @@ class IgnoreRules:
         if isinstance(exclude_sig, tuple) and exclude_sig[0] and exclude_sig[1]:
             exclude = self._read_list(rel_dir, str(exclude_sig[0]), prefix + ".git/info/exclude")
         rules = _DirRules(gitignore, forgeignore, exclude, signature)
+        self._dirs[rel_dir] = rules
+        return rules
+
+    def _tree_rules(self, rel_dir: str) -> _DirRules:
+        """A directory's ignore files as `reader` has them (they never change)."""
+        assert self._reader is not None
+        prefix = rel_dir + "/" if rel_dir else ""
+        found = []
+        for name in (GITIGNORE, FORGEIGNORE):
+            text = self._reader(prefix + name)
+            found.append(None if text is None else _RuleList.parse(rel_dir, text.split("\n"), prefix + name))
+        rules = _DirRules(found[0], found[1], None, ())
         self._dirs[rel_dir] = rules
         return rules
 

@@ -25,9 +25,16 @@ from pathlib import Path
 
 from indexer import testhooks
 from indexer.chunking import CHUNKER_VERSION, chunk_file
-from indexer.discover import IgnoreRules, LoadedSource, check_path, discover, load_source
-from indexer.errors import Cancelled
-from indexer.protocols import Cancellable, Embedder
+from indexer.discover import (
+    FileSource,
+    IgnoreRules,
+    LoadedSource,
+    check_path,
+    discover,
+    load_source,
+)
+from indexer.errors import Cancelled, ForgeError
+from indexer.protocols import Cancellable, Embedder, Vectors
 from indexer.settings import Settings
 from indexer.store import FileRecord, IndexStore, StoredChunk, chunk_id, text_hash
 from indexer.types import FileError, IndexSummary, Progress, Skipped, SourceFile, Symbol
@@ -40,6 +47,20 @@ _FLUSH_FILES = 200
 EMBED_PAGE = 128  # texts per phase-2 page: bounds the work lost to a crash and a save's wait
 
 
+class EmbedInputsFailed(ForgeError):
+    """Some texts of a batch could not be embedded (the embedder rejected just them).
+
+    `vectors` has a row for every text (rows of failed texts are NaN) and `failed` maps a
+    failed text's position to the reason. Phase 2 stores the others and reports the
+    failed ones as file errors; their chunks stay without a vector until a later run.
+    """
+
+    def __init__(self, message: str, vectors: Vectors, failed: dict[int, str]) -> None:
+        super().__init__(message)
+        self.vectors = vectors
+        self.failed = failed
+
+
 @dataclass(slots=True)
 class IndexContext:
     root: Path
@@ -47,6 +68,8 @@ class IndexContext:
     store: IndexStore
     embedder: Embedder
     rules: IgnoreRules
+    #: Files from somewhere other than the working tree (a git revision); full runs only.
+    source: FileSource | None = None
 
 
 def config_hash(embedder: Embedder) -> str:
@@ -67,6 +90,11 @@ def ensure_config(ctx: IndexContext) -> bool:
     have = ctx.store.sql.get_meta("config_hash")
     if have == want:
         return False
+    # A remote embedder proves its vectors match the local model's before the index is
+    # (re)built with them: raises RemoteMismatch, leaving the index as it was.
+    verify = getattr(ctx.embedder, "verify", None)
+    if callable(verify):
+        verify()
     if have is not None:
         log.warning("index config changed (%s -> %s): re-embedding everything", have, want)
     ctx.store.sql.reset()
@@ -155,7 +183,8 @@ class _Run:
         candidates: list[SourceFile] = []
         gone: list[str] = []
         if paths is None:
-            found = discover(ctx.root, ctx.settings, ctx.rules)
+            source = ctx.source
+            found = source.discover() if source is not None else discover(ctx.root, ctx.settings, ctx.rules)
             candidates = found.files
             s.skipped.extend(found.skipped)
             s.errors.extend(found.errors)
@@ -218,7 +247,7 @@ class _Run:
         """Read, hash and chunk one file into the batch."""
         t = time.perf_counter()
         ctx, s = self.ctx, self.summary
-        loaded = load_source(f, ctx.settings)
+        loaded = ctx.source.load(f) if ctx.source is not None else load_source(f, ctx.settings)
         if not isinstance(loaded, LoadedSource):
             if isinstance(loaded, Skipped):
                 s.skipped.append(loaded)
@@ -248,7 +277,9 @@ class _Run:
             h = text_hash(c.text)
             n = occurrences.get(h, 0)
             occurrences[h] = n + 1
-            stored.append(StoredChunk(chunk_id(f.path, h, n), ordinal, c, h))
+            # A team index keys entries by file content too (see indexer.remote_store).
+            file_hash = loaded.sha256 if ctx.store.shared else None
+            stored.append(StoredChunk(chunk_id(f.path, h, n, file_hash), ordinal, c, h))
         record = FileRecord(f.path, loaded.sha256, f.size, f.mtime_ns, chunked.language)
         batch.files.append(_Pending(record, stored, chunked.symbols))
         s.files_indexed += 1
@@ -322,6 +353,10 @@ def run_index(
             summary.repaired[key] = summary.repaired.get(key, 0) + value
         ctx.store.sql.delete_meta("heal")
         summary.seconds["store"] += time.perf_counter() - t
+    if ctx.store.shared:
+        # Team index: take the vectors other machines already stored for the same content.
+        only = None if scope is None else [p for p in (_relative(ctx.root, x) for x in scope) if p]
+        summary.chunks_reused += ctx.store.adopt_shared(only)
     if embed:
         only = None if scope is None else [p for p in (_relative(ctx.root, x) for x in scope) if p]
         embed_pending(ctx, paths=only, on_progress=on_progress, cancel=cancel, summary=summary)
@@ -360,7 +395,14 @@ def embed_pending(
         if not page:
             return 0
         t = time.perf_counter()
-        vecs = ctx.embedder.embed_documents([text for _, text, _ in page])
+        try:
+            vecs = ctx.embedder.embed_documents([text for _, text, _ in page])
+        except EmbedInputsFailed as exc:
+            # A remote embedder rejected some texts: store the rest, report the files of
+            # the rejected ones (their chunks keep no vector; lexical search still finds them).
+            _report_failed(ctx, s, [(page[i][0], why) for i, why in exc.failed.items()])
+            keep = [i for i in range(len(page)) if i not in exc.failed]
+            page, vecs = [page[i] for i in keep], exc.vectors[keep]
         t2 = time.perf_counter()
         s.seconds["embed"] += t2 - t
         got = ctx.store.sql.add_vectors([h for h, _, _ in page], vecs)
@@ -374,3 +416,14 @@ def embed_pending(
             on_progress(Progress("embed", 0, 0, done_chunks, chunks_left))
         if budget_s is not None and time.perf_counter() - started >= budget_s:
             return ctx.store.sql.pending_counts()[1]
+
+
+def _report_failed(ctx: IndexContext, s: IndexSummary, failed: Sequence[tuple[str, str]]) -> None:
+    """A file error for every file holding a chunk whose text could not be embedded."""
+    for h, why in failed:
+        rows = ctx.store.sql.conn.execute("SELECT DISTINCT path FROM chunks WHERE text_hash = ?", [h])
+        for (path,) in rows.fetchall():
+            err = FileError(path, f"a chunk could not be embedded: {why}")
+            if err not in s.errors:  # a run in slices meets the same text again
+                s.errors.append(err)
+                log.warning("could not embed a chunk of %s: %s", path, why)

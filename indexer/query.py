@@ -20,6 +20,7 @@ the truth.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,11 +30,14 @@ import numpy as np
 import pathspec
 
 from indexer import lexical, ranking
-from indexer.errors import Cancelled, InvalidQuery
+from indexer.errors import Cancelled, InvalidQuery, RemoteUnavailable
 from indexer.globs import check_globs
 from indexer.protocols import Cancellable, Embedder
+from indexer.remote_store import RemoteVectorStore
 from indexer.store import IndexStore
 from indexer.types import SearchHit
+
+log = logging.getLogger(__name__)
 
 RRF_K = 60
 MAX_LIMIT = 200
@@ -55,6 +59,16 @@ class Weights:
 
     vector: float = 1.0
     lexical: float = 1.0
+
+
+_DEGRADED: list[str] = []  # the outage last logged (one warning per outage, not per query)
+
+
+def _note_degraded(reason: str) -> None:
+    head = reason.split(";")[0]
+    if not _DEGRADED or _DEGRADED[-1] != head:
+        log.warning("semantic search unavailable, answering from the lexical index only: %s", reason)
+        _DEGRADED[:] = [head]
 
 
 def _check(cancel: Cancellable | None) -> None:
@@ -192,6 +206,8 @@ def _vector(
     checked against SQLite; only when too few survive does the filtered query run.
     """
     in_paths = allowed is not None and len(allowed) <= _PATH_IN_LIMIT
+    if store.shared:
+        return _vector_team(store, qvec, n, langs, allowed if in_paths else None)
     if not langs and not in_paths:
         return [cid for cid, _ in store.vectors.query(qvec, n, None)]
     wide = [cid for cid, _ in store.vectors.query(qvec, n * _WIDEN, None)]
@@ -205,6 +221,20 @@ def _vector(
         clauses.append({"path": {"$in": sorted(allowed)}})
     where = clauses[0] if len(clauses) == 1 else {"$and": clauses}
     return [cid for cid, _ in store.vectors.query(qvec, n, where)]
+
+
+def _vector_team(
+    store: IndexStore, qvec: np.ndarray, n: int, langs: list[str], allowed: set[str] | None
+) -> list[str]:
+    """A team index's query, always filtered to content this machine holds (possession
+    filter): the server is sent the hashes of our own copies of the files (of the allowed
+    paths only, when a path filter is set) and returns only entries with one of them."""
+    held = {path: rec.sha256 for path, rec in store.sql.file_records(
+        None if allowed is None else sorted(allowed)).items()}
+    where: dict[str, Any] | None = {"language": {"$in": langs}} if langs else None
+    vectors = store.vectors
+    assert isinstance(vectors, RemoteVectorStore)
+    return [cid for cid, _ in vectors.query(qvec, n, where, held=held)]
 
 
 def _keep(store: IndexStore, ids: list[str], langs: list[str], allowed: set[str] | None) -> list[str]:
@@ -301,8 +331,16 @@ def candidates(
     vec_ids: list[str] = []
     qvec: np.ndarray | None = None
     if mode in ("hybrid", "vector"):
-        qvec = np.asarray(embedder.embed_query(lexical.embed_text(query)), dtype=np.float32)
-        vec_ids = _vector(store, qvec, n, langs, allowed)
+        try:
+            qvec = np.asarray(embedder.embed_query(lexical.embed_text(query)), dtype=np.float32)
+            vec_ids = _vector(store, qvec, n, langs, allowed)
+        except RemoteUnavailable as exc:
+            if mode == "vector":
+                raise
+            # The Chroma server or the embeddings server is down: answer from the lexical
+            # side (with the query vector, cosines still come from the local vector cache),
+            # and say so once per outage in the log; `status` shows the breaker.
+            _note_degraded(str(exc))
     _check(cancel)
     ids = list(dict.fromkeys([*vec_ids, *list(lex)[:n]]))
     rows = _rows(store, ids)

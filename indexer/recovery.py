@@ -43,6 +43,7 @@ from indexer.health import (
     quick_check,
     stamp,
 )
+from indexer.remote_store import RemoteSpec, RemoteVectorStore, open_remote
 from indexer.store import IndexStore, SqliteState, VectorStore
 
 log = logging.getLogger(__name__)
@@ -230,11 +231,15 @@ def _samples(sql: SqliteState) -> list[tuple[str, bytes]]:
     return []
 
 
-def open_checked(state_dir: Path, dim: int, want_hash: str) -> IndexStore:
-    """Open (and if need be heal) the store of `state_dir`. See the module docstring."""
+def open_checked(state_dir: Path, dim: int, want_hash: str, remote: RemoteSpec | None = None) -> IndexStore:
+    """Open (and if need be heal) the store of `state_dir`. See the module docstring.
+
+    With `remote` the vectors live on a Chroma server: the local HNSW checks and the
+    quarantine do not apply; the probe is a heartbeat and a count, and a server that is
+    down gives `RemoteUnavailable` (never "corrupt").
+    """
     health = Health.load(state_dir)
     db = state_dir / DB_NAME
-    chroma = state_dir / "chroma"
     damaged = health.damaged
     health.damaged = {}
     try:
@@ -250,35 +255,19 @@ def open_checked(state_dir: Path, dim: int, want_hash: str) -> IndexStore:
         if sql is None:
             sql = rebuild_sqlite(state_dir, sqlite_bad or "unreadable", want_hash, dim, health)
         try:
-            bad = damaged.get("chroma")
-            if bad is None:
-                check = check_chroma(chroma, dim, health)
-                bad = check.bad
-                if bad is None and check.probe is not None:
-                    log.info("probing the vector store of %s: %s", state_dir, check.probe)
-                    bad = probe_chroma(chroma, _samples(sql))
-                    if bad is not None:
-                        # The child could not open it for a reason that is not damage.
-                        not_damage = translate(OSError(bad), state_dir) if is_disk_full(OSError(bad)) or (
-                            is_read_only(OSError(bad))) else None
-                        if not_damage is not None:
-                            raise not_damage
-            if bad is not None and chroma.exists():
-                _quarantine(state_dir, sql, health, bad)
-            try:
-                vectors = VectorStore(chroma, dim)
-            except StoreCorrupt as exc:
-                failure = translate(exc.__cause__ or exc, state_dir)
-                if failure is not None:
-                    raise failure from exc
-                _quarantine(state_dir, sql, health, str(exc.__cause__ or exc))
-                vectors = VectorStore(chroma, dim)
+            vectors: VectorStore | RemoteVectorStore
+            if remote is not None:
+                vectors = open_remote(remote, dim)
+            else:
+                vectors = _open_local(state_dir, sql, health, damaged, dim)
         except BaseException:
             sql.close()
             raise
-        if sql.get_meta("config_hash") is None and vectors.known_count and health.config == want_hash:
+        if (sql.get_meta("config_hash") is None and vectors.known_count and health.config == want_hash
+                and not vectors.shared):
             # The database is new (deleted, or truncated to nothing) but Chroma still holds
             # this model's vectors: refill it from them instead of embedding everything again.
+            # (Not from a team index: what it holds is everyone's, and adopted per chunk.)
             sql.set_meta("config_hash", want_hash)
             sql.set_meta("heal", "sqlite")
             health.note("index database rebuilt", "index.sqlite was missing or empty", vectors_salvaged=0)
@@ -291,6 +280,34 @@ def open_checked(state_dir: Path, dim: int, want_hash: str) -> IndexStore:
             raise
         raise failure from exc
     return IndexStore.from_parts(state_dir, sql, vectors)
+
+
+def _open_local(state_dir: Path, sql: SqliteState, health: Health, damaged: dict[str, str], dim: int) -> VectorStore:
+    """The embedded Chroma store, checked (and quarantined and re-created if damaged)."""
+    chroma = state_dir / "chroma"
+    bad = damaged.get("chroma")
+    if bad is None:
+        check = check_chroma(chroma, dim, health)
+        bad = check.bad
+        if bad is None and check.probe is not None:
+            log.info("probing the vector store of %s: %s", state_dir, check.probe)
+            bad = probe_chroma(chroma, _samples(sql))
+            if bad is not None:
+                # The child could not open it for a reason that is not damage.
+                not_damage = translate(OSError(bad), state_dir) if is_disk_full(OSError(bad)) or (
+                    is_read_only(OSError(bad))) else None
+                if not_damage is not None:
+                    raise not_damage
+    if bad is not None and chroma.exists():
+        _quarantine(state_dir, sql, health, bad)
+    try:
+        return VectorStore(chroma, dim)
+    except StoreCorrupt as exc:
+        failure = translate(exc.__cause__ or exc, state_dir)
+        if failure is not None:
+            raise failure from exc
+        _quarantine(state_dir, sql, health, str(exc.__cause__ or exc))
+        return VectorStore(chroma, dim)
 
 
 def _quarantine(state_dir: Path, sql: SqliteState, health: Health, cause: str) -> None:

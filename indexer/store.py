@@ -11,6 +11,8 @@ the journal and reconciles Chroma's ids against SQLite's, so the two always conv
 
 Damaged files (not crashes) are found and healed before a store is used: see
 `indexer.health` (checks) and `indexer.recovery` (quarantine, rebuild, salvage).
+With `chromaUrl` the vectors live on a Chroma server instead (`indexer.remote_store`);
+the journal and `repair()` work the same, and a team index never deletes shared entries.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from indexer import lexical, testhooks
 from indexer.errors import StoreBusy, StoreCorrupt, VectorStoreFailed
 from indexer.health import Health, chroma_fingerprint, is_corruption, is_disk_full, is_read_only
 from indexer.protocols import Vectors
+from indexer.remote_store import RemoteVectorStore
 from indexer.types import Chunk, Symbol
 
 log = logging.getLogger(__name__)
@@ -43,9 +46,14 @@ COLLECTION = "chunks"
 _CHROMA_BATCH = 2000  # below Chroma's max batch size, large enough to amortise its overhead
 
 
-def chunk_id(path: str, text_hash: str, occurrence: int) -> str:
-    """Stable id: the same text at the same path keeps its id when lines shift around it."""
-    return hashlib.sha1(f"{path}\0{text_hash}\0{occurrence}".encode()).hexdigest()[:24]
+def chunk_id(path: str, text_hash: str, occurrence: int, file_hash: str | None = None) -> str:
+    """Stable id: the same text at the same path keeps its id when lines shift around it.
+
+    In a team index (`file_hash` given) the id also names the file's content, so two
+    versions of one file are two sets of entries in the shared collection.
+    """
+    key = f"{path}\0{text_hash}\0{occurrence}" + (f"\0{file_hash}" if file_hash else "")
+    return hashlib.sha1(key.encode()).hexdigest()[:24]
 
 
 def text_hash(text: str) -> str:
@@ -238,21 +246,31 @@ class SqliteState:
             found.update(r[0] for r in self.conn.execute(q, part))
         return found
 
-    def vectors_for_chunks(self, ids: Sequence[str]) -> tuple[list[str], list[Vectors], list[dict[str, Any]]]:
-        """(ids, vectors, chroma metadatas) for chunk ids that exist and have a cached vector."""
+    def vectors_for_chunks(
+        self, ids: Sequence[str], with_file_hash: bool = False
+    ) -> tuple[list[str], list[Vectors], list[dict[str, Any]]]:
+        """(ids, vectors, chroma metadatas) for chunk ids that exist and have a cached vector.
+
+        `with_file_hash` adds the sha256 of the file's bytes (the team index's possession key).
+        """
         out_ids: list[str] = []
         vecs: list[Vectors] = []
         metas: list[dict[str, Any]] = []
         for i in range(0, len(ids), 500):
             part = list(ids[i : i + 500])
             q = (
-                "SELECT c.id, v.vector, c.path, c.language FROM chunks c JOIN vectors v "
-                f"ON v.text_hash = c.text_hash WHERE c.id IN ({','.join('?' * len(part))})"
+                "SELECT c.id, v.vector, c.path, c.language, f.sha256, c.text_hash FROM chunks c JOIN vectors v "
+                "ON v.text_hash = c.text_hash LEFT JOIN files f ON f.path = c.path "
+                f"WHERE c.id IN ({','.join('?' * len(part))})"
             )
-            for cid, blob, path, language in self.conn.execute(q, part):
+            for cid, blob, path, language, sha, th in self.conn.execute(q, part):
                 out_ids.append(cid)
                 vecs.append(np.frombuffer(blob, dtype=np.float32))
-                metas.append({"path": path, "language": language})
+                meta = {"path": path, "language": language}
+                if with_file_hash:  # a team index: the possession key, and the adoption key
+                    meta["file_hash"] = sha or ""
+                    meta["text_hash"] = th
+                metas.append(meta)
         return out_ids, vecs, metas
 
     def chunks_without_vector(self) -> list[tuple[str, str]]:
@@ -439,7 +457,13 @@ class SqliteState:
 
 
 class VectorStore:
-    """The Chroma side: one collection of chunk vectors, written only through the journal."""
+    """The Chroma side: one collection of chunk vectors, written only through the journal.
+
+    Embedded (PersistentClient); `indexer.remote_store.RemoteVectorStore` is the same
+    interface on a Chroma server.
+    """
+
+    shared = False  # a team index (only a remote store can be one)
 
     def __init__(self, path: Path, dim: int) -> None:
         # Imported here: chromadb is slow to import and only the owner process needs it.
@@ -577,39 +601,58 @@ class IndexStore:
             self.sql.close()
             raise
 
+    vectors: VectorStore | RemoteVectorStore
+
     @classmethod
-    def from_parts(cls, state_dir: Path, sql: SqliteState, vectors: VectorStore) -> IndexStore:
+    def from_parts(cls, state_dir: Path, sql: SqliteState, vectors: VectorStore | RemoteVectorStore) -> IndexStore:
         store = cls.__new__(cls)
         store.state_dir, store.sql, store.vectors = state_dir, sql, vectors
         return store
 
+    @property
+    def shared(self) -> bool:
+        """A team index: a shared server collection, entries keyed by file content too."""
+        return self.vectors.shared
+
     def apply_journal(self) -> tuple[int, int]:
-        """Push pending journal entries to Chroma (idempotent), then clear them."""
+        """Push pending journal entries to Chroma (idempotent), then clear them.
+
+        In a team index deletes are not sent (`RemoteVectorStore.delete` is a no-op there).
+        """
         ups, dels, top = self.sql.pending_journal()
         if not top:
             return 0, 0
         if dels:
             self.vectors.delete(dels)
         if ups:
-            ids, vecs, metas = self.sql.vectors_for_chunks(ups)
+            ids, vecs, metas = self.sql.vectors_for_chunks(ups, with_file_hash=self.shared)
             if ids:
                 self.vectors.upsert(ids, vecs, metas)
         testhooks.crash_point("after-chroma-apply")
         self.sql.clear_journal(top)
         return len(ups), len(dels)
 
-    def harvest_from_chroma(self) -> int:
+    def harvest_from_chroma(self, paths: Sequence[str] | None = None) -> int:
         """Cache the vectors Chroma holds for chunks whose text has none cached.
 
         After the SQLite file was rebuilt, chunk ids come back the same (they derive from
         path and text), so Chroma's vectors are those texts' vectors: reusing them means
         only what is truly lost is embedded again. Returns the number of texts recovered.
+        `paths` limits it to those files' chunks.
         """
         q = (
             "SELECT c.id, c.text_hash FROM chunks c "
             "WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.text_hash = c.text_hash)"
         )
-        wanted = dict(self.sql.conn.execute(q).fetchall())
+        if paths is None:
+            wanted = dict(self.sql.conn.execute(q).fetchall())
+        else:
+            wanted = {}
+            plist = list(dict.fromkeys(paths))
+            for i in range(0, len(plist), 500):
+                part = plist[i : i + 500]
+                wanted.update(self.sql.conn.execute(
+                    f"{q} AND c.path IN ({','.join('?' * len(part))})", part).fetchall())
         got = 0
         ids = list(wanted)
         for i in range(0, len(ids), _CHROMA_BATCH):
@@ -623,6 +666,45 @@ class IndexStore:
                 got += len(hashes)
         return got
 
+    def adopt_shared(self, paths: Sequence[str] | None = None) -> int:
+        """Team index: cache the vectors other machines already stored for the texts of our
+        chunks that have none yet (looked up by text hash, so a function unchanged in a file
+        that changed elsewhere is found too); only what nobody stored is then embedded.
+
+        Our chunks using an adopted text are journaled for upsert like `add_vectors` does,
+        except those whose id the server already holds (same file content: nothing to write).
+        Returns the number of texts adopted. A no-op for a private store.
+        """
+        vectors = self.vectors
+        if not isinstance(vectors, RemoteVectorStore) or not vectors.shared:
+            return 0
+        q = (
+            "SELECT c.id, c.text_hash FROM chunks c "
+            "WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.text_hash = c.text_hash)"
+        )
+        wanted: dict[str, str] = {}
+        if paths is None:
+            wanted.update(self.sql.conn.execute(q).fetchall())
+        else:
+            plist = list(dict.fromkeys(paths))
+            for i in range(0, len(plist), 500):
+                part = plist[i : i + 500]
+                wanted.update(self.sql.conn.execute(
+                    f"{q} AND c.path IN ({','.join('?' * len(part))})", part).fetchall())
+        if not wanted:
+            return 0
+        found = vectors.vectors_by_text(sorted(set(wanted.values())))
+        found = {h: v for h, v in found.items() if v.shape == (vectors.dim,)}
+        if not found:
+            return 0
+        users = [cid for cid, h in wanted.items() if h in found]
+        todo = sorted(set(users) - vectors.existing(users))
+        with self.sql.transaction() as conn:
+            self.sql._insert_vectors(conn, list(found), np.stack(list(found.values())))
+            self.sql._journal(conn, todo, [])
+        self.apply_journal()
+        return len(found)
+
     def repair(self, *, keep_orphans: bool = False) -> dict[str, int]:
         """Make Chroma agree with SQLite after a crash: replay the journal, then reconcile ids.
 
@@ -631,14 +713,20 @@ class IndexStore:
         """
         replayed_up, replayed_del = self.apply_journal()
         sql_ids = self.sql.all_chunk_ids()
-        chroma_ids = self.vectors.all_ids()
-        orphans = [] if keep_orphans else sorted(chroma_ids - sql_ids)
-        missing = sorted(sql_ids - chroma_ids)
+        if isinstance(self.vectors, RemoteVectorStore) and self.vectors.shared:
+            # The shared collection holds every machine's entries: none is an orphan of
+            # ours, and only our own ids are looked up (never the whole collection).
+            orphans: list[str] = []
+            missing = sorted(sql_ids - self.vectors.existing(sorted(sql_ids)))
+        else:
+            chroma_ids = self.vectors.all_ids()
+            orphans = [] if keep_orphans else sorted(chroma_ids - sql_ids)
+            missing = sorted(sql_ids - chroma_ids)
         if orphans:
             self.vectors.delete(orphans)
         restored = 0
         if missing:
-            ids, vecs, metas = self.sql.vectors_for_chunks(missing)
+            ids, vecs, metas = self.sql.vectors_for_chunks(missing, with_file_hash=self.shared)
             if ids:
                 self.vectors.upsert(ids, vecs, metas)
             restored = len(ids)

@@ -25,8 +25,8 @@ import filelock
 
 from indexer import context as context_mod
 from indexer import query as query_mod
-from indexer import recovery
-from indexer.discover import IgnoreRules
+from indexer import recovery, remote_store
+from indexer.discover import IgnoreRules, discover, stat_changes
 from indexer.errors import (
     Cancelled,
     ForgeError,
@@ -39,6 +39,7 @@ from indexer.errors import (
 from indexer.health import Health, is_corruption
 from indexer.pipeline import IndexContext, config_hash, embed_pending, run_index
 from indexer.protocols import Embedder
+from indexer.remote_store import RemoteSpec
 from indexer.settings import Settings, default_state_root, load_settings
 from indexer.store import IndexStore
 from indexer.symbols import SymbolIndex
@@ -62,12 +63,20 @@ class CancelToken:
         return self._event.is_set()
 
 
-def state_dir_for(root: Path, settings: Settings) -> Path:
-    """`<state root>/workspaces/<folder name>-<hash of its path>`: readable and collision-free."""
+def state_dir_for(root: Path, settings: Settings, rev: str | None = None) -> Path:
+    """`<state root>/workspaces/<folder name>-<hash of its path>`: readable and collision-free.
+
+    The index of git revision `rev` (`index --rev`) has its own folder, suffixed `-rev-<ref>`.
+    """
     base = settings.state_dir or default_state_root()
     digest = hashlib.sha1(str(root).encode()).hexdigest()[:12]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in root.name)[:40] or "root"
-    return Path(base).expanduser() / "workspaces" / f"{safe}-{digest}"
+    suffix = ""
+    if rev is not None:
+        from indexer.gitrev import safe_ref_name
+
+        suffix = f"-rev-{safe_ref_name(rev)}"
+    return Path(base).expanduser() / "workspaces" / f"{safe}-{digest}{suffix}"
 
 
 def private_dir(path: Path) -> None:
@@ -107,12 +116,19 @@ class Workspace:
         settings: Settings | None = None,
         *,
         embedder: Embedder | None = None,
+        secrets: Callable[[str], str | None] | None = None,
+        rev: str | None = None,
     ) -> None:
+        """`secrets(name)` reads a remote engine's credential ("chroma", "embedder") from the
+        OS keyring; the server layer supplies it (the indexer never touches the keyring).
+        `rev` (a git ref) makes this the index of that revision (`index --rev`), read from
+        the repository's objects, kept apart from the working tree's index."""
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise ForgeError(f"Workspace folder {self.root} does not exist or is not a directory.")
         self.settings = settings if settings is not None else load_settings(self.root)[0]
-        self.state_dir = state_dir_for(self.root, self.settings)
+        self.rev = rev
+        self.state_dir = state_dir_for(self.root, self.settings, rev)
         self._lock = filelock.FileLock(str(self.state_dir / "lock"), timeout=0)
         try:
             private_dir(self.state_dir)
@@ -127,6 +143,7 @@ class Workspace:
             raise recovery.translate(exc, self.state_dir) or recovery.unwritable(self.state_dir, exc) from None
         self._write_owner()
         self._embedder = embedder
+        self._secrets = secrets
         self._embedder_lock = threading.Lock()
         self._index_lock = threading.Lock()
         # Guards `_store`: it is opened once, and only `discard_index`/`close` drop it, so
@@ -190,10 +207,28 @@ class Workspace:
     def embedder(self) -> Embedder:
         with self._embedder_lock:
             if self._embedder is None:
-                from indexer.embed import get_embedder  # loads llama.cpp: only when needed
+                if self.settings.embedder_url:
+                    from indexer.remote_embed import get_remote_embedder
 
-                self._embedder = get_embedder(self.settings)
+                    self._embedder = get_remote_embedder(self.settings, self.remote_secret("embedder"))
+                else:
+                    from indexer.embed import get_embedder  # loads llama.cpp: only when needed
+
+                    self._embedder = get_embedder(self.settings)
             return self._embedder
+
+    def remote_secret(self, name: str) -> str | None:
+        """The credential for remote engine `name`, if one is configured and stored."""
+        return self._secrets(name) if self._secrets is not None else None
+
+    def remote_status(self) -> dict[str, object]:
+        """Each remote engine in use (embedder, chroma): URL, breaker state, last error."""
+        out: dict[str, object] = {}
+        for name, part in (("embedder", self._embedder), ("chroma", getattr(self._store, "vectors", None))):
+            target = getattr(part, "remote_target", None)
+            if target is not None:
+                out[name] = target.status()
+        return out
 
     @property
     def store(self) -> IndexStore:
@@ -210,12 +245,37 @@ class Workspace:
             if self._store is None:
                 if not self.state_dir.is_dir():
                     raise recovery.vanished(self.state_dir)
-                store = recovery.open_checked(self.state_dir, dim, config_hash(self.embedder))
+                want = config_hash(self.embedder)
+                store = recovery.open_checked(self.state_dir, dim, want, self._remote_spec(want))
                 self._symbols = SymbolIndex(store.sql)
                 self._store = store
                 with contextlib.suppress(OSError):
                     (self.state_dir / "workspace.json").write_text(json.dumps({"root": str(self.root)}))
             return self._store
+
+    def _remote_spec(self, config: str) -> RemoteSpec | None:
+        """Where the vectors live when `chromaUrl` is set (None: the embedded store)."""
+        s = self.settings
+        if not s.chroma_url:
+            if s.team_index:
+                raise ForgeError(
+                    f"teamIndex {s.team_index!r} needs a Chroma server: set chromaUrl (user config, "
+                    "environment or editor settings), or unset teamIndex."
+                )
+            return None
+        headers: dict[str, str] = {}
+        if s.chroma_auth_header:
+            secret = self.remote_secret("chroma")
+            if not secret:
+                raise ForgeError(
+                    f"chromaAuthHeader is set ({s.chroma_auth_header}) but no Chroma credential is stored: "
+                    "run `forge-indexer remote-secret set chroma`, or unset chromaAuthHeader."
+                )
+            headers[s.chroma_auth_header] = secret
+        name = (remote_store.collection_name(config, team=s.team_index) if s.team_index
+                else remote_store.collection_name(config, workspace=remote_store.workspace_key(str(self.root))))
+        return RemoteSpec(s.chroma_url, name, team=bool(s.team_index), headers=headers,
+                          timeout_s=s.remote_timeout_s, retries=s.remote_retries)
 
     def _reopen_store(self) -> None:
         """Close the store (its next use reopens it through the checks, which heal it)."""
@@ -303,12 +363,40 @@ class Workspace:
 
         def run() -> IndexSummary:
             with self._writing() as ctx:
+                if self.rev is not None:
+                    return run_rev(ctx, self.rev)
                 summary = run_index(ctx, paths, on_progress=progress, cancel=cancel, embed=embed)
                 self.last_summary = summary
                 self.last_error = None
                 return summary
 
+        def run_rev(ctx: IndexContext, rev: str) -> IndexSummary:
+            # A revision is indexed whole from its blobs; paths do not apply.
+            from indexer.gitrev import RevisionSource
+
+            with RevisionSource(self.root, rev, self.settings) as source:
+                ctx.source = source
+                summary = run_index(ctx, None, on_progress=progress, cancel=cancel, embed=embed)
+                ctx.store.sql.set_meta("git_revision", f"{rev} {source.commit}")
+            self.last_summary = summary
+            self.last_error = None
+            return summary
+
         return self._guarded(run)
+
+    def stale_paths(self, seen: dict[str, tuple[int, int]] | None = None) -> list[str]:
+        """Files added, changed (size or mtime) or deleted on disk since they were indexed.
+
+        A stat-only scan for the periodic reconcile: no file is read and no model is loaded
+        (an index that is not open yet answers []). `seen` is `stat_changes`' memory of new
+        files already reported.
+        """
+        store = self._store
+        if store is None or self.rev is not None:
+            return []
+        found = discover(self.root, self.settings, self._rules)
+        known = {p: (r.size, r.mtime_ns) for p, r in store.sql.file_records(None).items()}
+        return stat_changes(found, known, seen)
 
     def embed_pending(
         self,
@@ -502,6 +590,7 @@ class Workspace:
             ),
             "last_error": self.last_error,
             "health": self._health(store),
+            "remote": self.remote_status(),
         }
 
     def health(self) -> dict[str, object]:

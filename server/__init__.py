@@ -33,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
         type=str.upper,
         help="log level (default: INFO)",
     )
+    p.add_argument("--log-format", choices=["text", "json"], help="text or json lines (default: logFormat)")
+    p.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on this loopback address when serving in this process "
+        "(default: metricsAddress; a shared daemon takes `forge-indexer daemon --metrics`)",
+    )
     p.add_argument("--stdio", action="store_true", help="accepted for editors that pass it")
     p.add_argument(
         "--no-daemon",
@@ -40,6 +47,17 @@ def _parser() -> argparse.ArgumentParser:
         help="serve this editor in this process instead of through the shared workspace daemon",
     )
     return p
+
+
+def _user_settings() -> dict[str, str | None]:
+    """metricsAddress and otelExporter from the environment and the user config file."""
+    try:
+        from indexer.settings import load_settings
+
+        settings = load_settings(None)[0]
+    except Exception:  # reported when the workspace's settings are loaded
+        return {}
+    return {"metrics_address": settings.metrics_address, "otel_exporter": settings.otel_exporter}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     from server.stdio import claim_stdout
 
     protocol_out = claim_stdout()
-    from server.logs import setup_logging
+    from server.logs import configured_format, setup_logging
 
-    setup_logging(args.log_file, args.log_level)
+    setup_logging(args.log_file, args.log_level, configured_format(args.log_format))
     stdin: BinaryIO = sys.stdin.buffer
     notice = None
     if not args.no_daemon:
@@ -70,9 +88,18 @@ def main(argv: list[str] | None = None) -> int:
     ls = create_server()
     if notice:
         ls.notices.append(notice)
+    from server.metrics_http import serve_for
+    from server.tracing import setup_tracing, shutdown_tracing
+
+    user = _user_settings()
+    endpoint = serve_for(ls, args.metrics or user.get("metrics_address"))
+    setup_tracing(user.get("otel_exporter"))
     try:
         ls.start_io(stdin, protocol_out)
     finally:
         ls.close_all()
+        if endpoint is not None:
+            endpoint.close()
+        shutdown_tracing()
         logging.getLogger(__name__).info("server stopped")
     return 0

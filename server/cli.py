@@ -23,6 +23,8 @@ from indexer.settings import load_settings
 from indexer.types import Progress
 from server.cli_common import JsonOpt, StateDir, WorkspaceOpt, cli_settings, fail
 from server.cli_daemon import _stop_daemon, daemon_app, token_app
+from server.cli_doctor import doctor
+from server.cli_remote import remote_app
 
 app = typer.Typer(
     name="forge-indexer",
@@ -32,19 +34,46 @@ app = typer.Typer(
     add_completion=False,
 )
 
-def _open(path: Path, state_dir: Path | None, *, daemon: bool = True, progress: bool = False) -> Any:
+
+@app.callback()
+def _global_options(
+    log_format: Annotated[str | None, typer.Option(
+        "--log-format", metavar="text|json",
+        help="Log lines as text, or as one JSON object per line with request ids "
+        "(default: the logFormat setting). Passed on to a daemon this command starts.")] = None,
+) -> None:
+    """Local semantic code index: index a workspace, then search it. Nothing leaves the machine."""
+    import os
+
+    from indexer.settings import ENV_PREFIX
+    from server.logs import LOG_FORMATS, configured_format, use_format
+
+    if log_format is not None:
+        if log_format not in LOG_FORMATS:
+            raise fail(f"--log-format must be text or json, not {log_format!r}")
+        os.environ[ENV_PREFIX + "LOG_FORMAT"] = log_format  # `lsp` and spawned daemons read it
+    use_format(configured_format(log_format))
+
+RevOpt = Annotated[str | None, typer.Option(
+    "--rev", help="A git revision (branch, tag, commit): its own index, read from the repository's "
+    "objects without checking it out. Always in-process, never through the daemon.")]
+
+
+def _open(path: Path, state_dir: Path | None, *, daemon: bool = True, progress: bool = False,
+          rev: str | None = None) -> Any:
     """The workspace's daemon if one runs (a `RemoteWorkspace`), else the index in-process."""
     root = path.expanduser().resolve()
     settings = cli_settings(root, state_dir)
-    if daemon:
+    if daemon and rev is None:
         from server.daemon.remote import connect
 
         remote = connect(root, settings, progress=progress)
         if remote is not None:
             return remote
     from indexer.workspace import Workspace
+    from server.auth.remote_secrets import lookup
 
-    return Workspace(root, settings)
+    return Workspace(root, settings, secrets=lookup(settings), rev=rev)
 
 
 def _is_remote(ws: Any) -> bool:
@@ -64,6 +93,7 @@ def index(
     json_out: JsonOpt = False,
     state_dir: StateDir = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Discard the existing index first.")] = False,
+    rev: RevOpt = None,
 ) -> None:
     """Index PATH (incrementally: unchanged files are not re-read or re-embedded)."""
     from rich.progress import (
@@ -76,9 +106,9 @@ def index(
     from rich.progress import Progress as Bar
 
     try:
-        if rebuild:
+        if rebuild and rev is None:
             _stop_daemon(path.expanduser().resolve(), state_dir, quiet=True)
-        ws = _open(path, state_dir, daemon=not rebuild, progress=True)
+        ws = _open(path, state_dir, daemon=not rebuild, progress=True, rev=rev)
     except ForgeError as exc:
         raise fail(str(exc)) from None
     if _is_remote(ws):
@@ -179,6 +209,7 @@ def search(
         help="Drop results whose relevance score (0-1, see docs/search.md) is below this.")] = 0.0,
     json_out: JsonOpt = False,
     state_dir: StateDir = None,
+    rev: RevOpt = None,
 ) -> None:
     """Search the index of a workspace."""
     if mode not in ("hybrid", "vector", "lexical"):
@@ -186,7 +217,7 @@ def search(
     if (query is None) == (queries is None):
         raise fail("give a QUERY or --queries FILE (one of them)")
     try:
-        with _open(workspace, state_dir) as ws:
+        with _open(workspace, state_dir, rev=rev) as ws:
 
             def run(q: str) -> list[dict[str, Any]]:
                 found = ws.search(q, limit=k, languages=lang, paths=path_glob, mode=mode, min_score=min_score)
@@ -245,19 +276,24 @@ def context(
 
 
 @app.command()
-def status(workspace: WorkspaceOpt = Path("."), json_out: JsonOpt = False, state_dir: StateDir = None) -> None:
+def status(workspace: WorkspaceOpt = Path("."), json_out: JsonOpt = False, state_dir: StateDir = None,
+           rev: RevOpt = None) -> None:
     """Show what is indexed for a workspace."""
     try:
-        with _open(workspace, state_dir) as ws:
+        with _open(workspace, state_dir, rev=rev) as ws:
             if not _is_remote(ws) and (ws.state_dir / "index.sqlite").is_file():
                 ws.open_store()  # the vector count needs Chroma, which needs the model's dimension
             data = ws.status()
+            if rev is not None:  # "<ref> <commit>" of the last `index --rev`
+                indexed = (ws.state_dir / "index.sqlite").is_file()
+                data["revision"] = ws.store.sql.get_meta("git_revision") if indexed else None
     except ForgeError as exc:
         raise fail(str(exc)) from None
     if json_out:
         typer.echo(json.dumps(data, indent=2))
         return
     keys = ["root", "files", "chunks", "vectors", "symbols", "model", "state_dir", "last_indexed", "last_error"]
+    keys += ["revision"] if "revision" in data else []
     for key in [*keys, "daemon_pid"] if "daemon_pid" in data else keys:
         typer.echo(f"{key:>13}: {data.get(key)}")
     health = data.get("health") or {}
@@ -265,6 +301,9 @@ def status(workspace: WorkspaceOpt = Path("."), json_out: JsonOpt = False, state
     last = events[-1] if events and health.get("state", "ok") != "ok" else None
     note = f" ({last['what']}: {last['cause']}, {last['at']})" if last else ""
     typer.echo(f"{'health':>13}: {health.get('state', 'ok')}{note}")
+    for name, remote in (data.get("remote") or {}).items():
+        why = f" ({remote['lastError']})" if remote.get("breaker") != "closed" and remote.get("lastError") else ""
+        typer.echo(f"{name:>13}: {remote.get('url')} breaker {remote.get('breaker')}{why}")
 
 
 @app.command()
@@ -295,8 +334,10 @@ def lsp(ctx: typer.Context) -> None:
     raise typer.Exit(server_main(list(ctx.args)))
 
 
+app.command("doctor")(doctor)
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(token_app, name="token")
+app.add_typer(remote_app, name="remote-secret")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -41,6 +41,9 @@ def daemon(
         "--tcp", help="Also accept HOST:PORT on a loopback address instead of the Unix socket "
         "(same proofs; see docs/security.md).")] = None,
     background: Annotated[bool, typer.Option("--background", hidden=True)] = False,
+    metrics: Annotated[str | None, typer.Option(
+        "--metrics", metavar="HOST:PORT", help="Serve Prometheus metrics on this loopback address, "
+        "e.g. 127.0.0.1:9464 (default: the metricsAddress setting; see docs/operations.md).")] = None,
 ) -> None:
     """Run the daemon for a workspace in the foreground (editors start it by themselves)."""
     if ctx.invoked_subcommand is not None:
@@ -48,11 +51,13 @@ def daemon(
     from server.daemon.client import find_daemon
     from server.daemon.paths import log_file, paths_for
     from server.daemon.service import run_daemon
-    from server.logs import setup_logging
+    from server.logs import context_handler, setup_logging
 
     root = workspace.expanduser().resolve()
     try:
         settings = cli_settings(root, state_dir)
+        if metrics is not None:
+            settings = settings.model_copy(update={"metrics_address": metrics})
         if not root.is_dir():
             raise ForgeError(f"{root} is not a folder")
         paths = paths_for(root, settings)
@@ -60,10 +65,10 @@ def daemon(
         if running is not None:
             raise ForgeError(f"a daemon already serves {root} (pid {running.pid})")
         logs = log_file(settings, paths.id)
-        setup_logging(str(logs), "INFO")
+        setup_logging(str(logs), "INFO", settings.log_format)
         if not background:
             handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+            context_handler(handler, settings.log_format, "%(levelname)s %(message)s")
             logging.getLogger().addHandler(handler)
             typer.echo(f"daemon for {root}; log: {logs}", err=True)
         timeout = settings.daemon_idle_timeout_s if idle_timeout is None else idle_timeout

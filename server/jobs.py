@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Literal
 
 from lsprotocol import types
 
+from indexer import metrics
 from indexer.errors import (
     Cancelled,
     DiskFull,
@@ -43,6 +45,9 @@ from indexer.errors import (
     StoreRepairing,
 )
 from indexer.types import IndexSummary, Progress
+from server import tracing
+from server.logs import WORKSPACE
+from server.metrics_http import observe_root
 from server.progress import IndexProgress
 from server.roots import RootState
 
@@ -52,8 +57,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-JobKind = Literal["close", "paths", "full", "reopen", "embed"]
-PRIORITY: dict[str, int] = {"close": 0, "paths": 1, "full": 2, "reopen": 2, "embed": 3}
+JobKind = Literal["close", "paths", "full", "reopen", "embed", "reconcile"]
+PRIORITY: dict[str, int] = {"close": 0, "paths": 1, "full": 2, "reopen": 2, "embed": 3, "reconcile": 4}
+#: The periodic reconcile's first scan of a root comes this many intervals after its first
+#: full scan (random in the range), later ones every interval +-10%: several roots, or
+#: several daemons on one machine, do not scan at the same moment.
+RECONCILE_FIRST = (0.5, 1.5)
+RECONCILE_JITTER = 0.1
+#: How often the reconcile scheduler looks at the roots (at most).
+RECONCILE_TICK_S = 0.5
 #: Errors a user has to act on (shown with window/showMessage, not only logged).
 ACTIONABLE = (ModelNotFound, ModelInvalid, IndexLocked, StoreCorrupt, DiskFull, StateDirUnavailable)
 #: Failures to open an index that go away by themselves: retried with backoff.
@@ -179,6 +191,7 @@ class IndexWorker:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="forge-indexer", daemon=True)
                 self._thread.start()
+                threading.Thread(target=self._schedule_reconciles, name="forge-reconcile", daemon=True).start()
         if kind == "close":
             self.cancel_running(root)
         return event
@@ -186,9 +199,9 @@ class IndexWorker:
     def _coalesce(self, job: Job) -> None:
         same = [j for j in self._queue if j.root is job.root]
         absorbs = {
-            "close": {"paths", "full", "reopen", "embed"},
-            "reopen": {"paths", "full", "embed"},
-            "full": {"paths", "embed"},
+            "close": {"paths", "full", "reopen", "embed", "reconcile"},
+            "reopen": {"paths", "full", "embed", "reconcile"},
+            "full": {"paths", "embed", "reconcile"},
         }
         for j in same:
             if j.kind in absorbs.get(job.kind, set()):
@@ -227,6 +240,97 @@ class IndexWorker:
         if self._thread is not None and threading.current_thread() is not self._thread:
             self._thread.join(timeout_s)
 
+    def queue_depth(self, root: RootState) -> int:
+        """Files waiting to be (re)indexed for `root`: queued paths, and the rest of a running scan."""
+        with self._cond:
+            queued = sum(len(j.paths) for j in self._queue if j.root is root)
+        if root.progress is not None and root.files_total:
+            queued += max(0, root.files_total - root.files_done)
+        return queued
+
+    def _record_run(
+        self, root: RootState, summary: IndexSummary | None, outcome: str, seconds: float | None = None
+    ) -> None:
+        """Metrics and a trace span for an index run that ended with `outcome` (ok, cancelled, error)."""
+        try:
+            elapsed = seconds if seconds is not None else time.monotonic() - root.scan_started
+            metrics.INDEX_RUNS.labels(outcome).inc()
+            metrics.INDEX_DURATION.observe(elapsed)
+            attrs: dict[str, int] = {}
+            if summary is not None:
+                embed_s = summary.seconds.get("embed", 0.0)
+                metrics.EMBED_TOKENS.inc(summary.tokens_embedded)
+                metrics.EMBED_SECONDS.inc(embed_s)
+                if embed_s > 0 and summary.tokens_embedded:
+                    metrics.EMBED_TOKENS_PER_S.set(summary.tokens_embedded / embed_s)
+                attrs = {"files": summary.files_indexed, "chunks": summary.chunks_stored,
+                         "tokens": summary.tokens_embedded}
+            observe_root(root, self.queue_depth(root))
+            tracing.record_index_run(root.name, time.time() - elapsed, outcome, **attrs)
+        except Exception:  # observing a run never breaks it
+            log.debug("recording the index run of %s failed", root.path, exc_info=True)
+
+    # -- the periodic reconcile ("scheduled sync") ---------------------------------------------
+
+    def _schedule_reconciles(self) -> None:
+        """Queue a reconcile of each root every `reconcile_interval_s`, staggered."""
+        registry = getattr(self._ls, "roots", None)  # a server stub in unit tests has none
+        while registry is not None:
+            with self._cond:
+                if self._stopping:
+                    return
+            now = time.monotonic()
+            for root in registry.all():
+                try:
+                    self._maybe_reconcile(root, now)
+                except Exception:
+                    log.exception("scheduling the reconcile of %s failed", root.path)
+            time.sleep(RECONCILE_TICK_S)
+
+    def _maybe_reconcile(self, root: RootState, now: float) -> None:
+        interval = root.settings.reconcile_interval_s
+        if interval <= 0 or root.closed or not root.complete:
+            root.next_reconcile = None  # off, or not yet: the first full scan is still to finish
+            return
+        if root.next_reconcile is None or root.reconcile_every != interval:
+            root.reconcile_every = interval
+            root.next_reconcile = now + interval * random.uniform(*RECONCILE_FIRST)
+            return
+        if now < root.next_reconcile:
+            return
+        root.next_reconcile = now + interval * random.uniform(1 - RECONCILE_JITTER, 1 + RECONCILE_JITTER)
+        if self._busy_with(root):
+            log.debug("reconcile of %s skipped: an index run is active or queued", root.name)
+            return
+        self.submit("reconcile", root)
+
+    def _busy_with(self, root: RootState) -> bool:
+        """An index run for `root` is running or waiting (or its embedding is not finished)."""
+        with self._cond:
+            current = self._current
+            running = current is not None and current.root is root and current.kind != "reconcile"
+            queued = any(j.root is root and j.kind != "reconcile" for j in self._queue)
+        return running or queued or root.progress is not None or root.state != "idle"
+
+    def _reconcile(self, root: RootState) -> None:
+        """A stat-only scan against the index; changes it finds are reindexed like a save."""
+        ws = root.workspace
+        if ws is None or self._busy_with(root):
+            return  # nothing open yet, or an index run came first: it covers the changes
+        started = time.monotonic()
+        try:
+            paths = ws.stale_paths(root.reconcile_seen)
+        except Exception as exc:
+            log.warning("reconcile of %s failed: %s", root.path, exc)
+            return
+        metrics.RECONCILES.labels(found="yes" if paths else "no").inc()
+        if not paths:
+            log.debug("reconcile of %s: up to date (%.0f ms)", root.name, (time.monotonic() - started) * 1000)
+            return
+        log.info("reconcile of %s found %d changed path(s) the watcher missed (%.0f ms); reindexing",
+                 root.name, len(paths), (time.monotonic() - started) * 1000)
+        self.submit("paths", root, set(paths))
+
     # -- running --------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -239,11 +343,13 @@ class IndexWorker:
                 job = min(self._queue, key=lambda j: (PRIORITY[j.kind], j.seq))
                 self._queue.remove(job)
                 self._current = job
+            context = WORKSPACE.set(job.root.name)  # log lines of this job name the workspace
             try:
                 self._execute(job)
             except Exception:
                 log.exception("index job %s for %s failed", job.kind, job.root.path)
             finally:
+                WORKSPACE.reset(context)
                 with self._cond:
                     self._current = None
                 job.done()
@@ -255,6 +361,9 @@ class IndexWorker:
             return
         if root.closed or self._stopping:
             root.end_progress("Stopped")
+            return
+        if job.kind == "reconcile":
+            self._reconcile(root)
             return
         if job.kind == "reopen":
             self._close(root, closing_root=False)
@@ -434,6 +543,7 @@ class IndexWorker:
         if summary is not None:
             for err in summary.errors[:20]:
                 log.warning("could not index %s: %s", err.path, err.error)
+        self._record_run(root, summary, "ok")
         root.run_summary = None
         root.end_progress(text)
 
@@ -443,6 +553,7 @@ class IndexWorker:
         self.submit("embed", root, waiters=waiters)
 
     def _cancelled(self, root: RootState) -> None:
+        self._record_run(root, root.run_summary, "cancelled")
         root.index_cancel = None
         root.run_summary = None
         root.state, root.last_error = "idle", "indexing was cancelled; run forge/reindex to finish it"
@@ -464,10 +575,15 @@ class IndexWorker:
         log.info(
             "reindexed %d changed path(s) in %s: %s", len(paths), root.name, summary_text(summary)
         )
+        self._record_run(root, summary, "ok", seconds=summary.seconds.get("total", 0.0))
         for err in summary.errors[:20]:
             log.warning("could not index %s: %s", err.path, err.error)
 
     def _failed(self, root: RootState, exc: BaseException, what: str) -> None:
+        if what in ("index", "embed"):
+            self._record_run(root, root.run_summary, "error")
+        elif what != "open":  # a path job: its own time is not known here
+            self._record_run(root, None, "error", seconds=0.0)
         if isinstance(exc, StoreRepairing | StoreCorrupt) and root.repair_attempts < MAX_REPAIRS:
             self._damaged(root, str(exc).rstrip("."))  # reopening runs the checks that heal it
             return

@@ -3,10 +3,16 @@
 Never stdout: on stdio that is the protocol stream. pygls logs every message it sends at
 INFO; forwarding those to `window/logMessage` would send a message per message, forever,
 so its loggers are never forwarded and a thread-local flag stops any other recursion.
+
+`--log-format json` (or the `logFormat` setting) writes one JSON object per line: `ts`,
+`level`, `logger`, `message`, and `request_id` / `workspace` when the line was caused by a
+request or an index job (the context variables below, which the request handlers set and
+the query pool carries into its threads), `exc_info` as a string.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 import threading
@@ -20,6 +26,12 @@ if TYPE_CHECKING:
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FORWARDED = ("server", "indexer")
+LOG_FORMATS = ("text", "json")
+
+#: The request a log line is caused by: a connection-unique prefix and the JSON-RPC id.
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("forge_request_id", default=None)
+#: The workspace root (folder name) a line is about, where one is known.
+WORKSPACE: contextvars.ContextVar[str | None] = contextvars.ContextVar("forge_workspace", default=None)
 
 _LSP_TYPES = {
     logging.ERROR: types.MessageType.Error,
@@ -29,14 +41,61 @@ _LSP_TYPES = {
 }
 
 
-def setup_logging(log_file: str | None, level: str = "INFO") -> None:
+class ContextFilter(logging.Filter):
+    """Adds `request_id` and `workspace` to a record when the context knows them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id, workspace = REQUEST_ID.get(), WORKSPACE.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        if workspace is not None and not hasattr(record, "workspace"):
+            record.workspace = workspace
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """The plain format, the message led by `[request id]` when a request caused the line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # logging's own name
+        request_id = getattr(record, "request_id", None)
+        if request_id:  # `format` sets record.message afresh for every handler
+            record.message = f"[{request_id}] {record.message}"
+        return super().formatMessage(record)
+
+
+def make_formatter(log_format: str = "text", fmt: str = FORMAT) -> logging.Formatter:
+    """A formatter for `log_format` ("text" or "json"); `fmt` is the text layout."""
+    if log_format == "json":
+        # python-json-logger: extra record attributes (request_id, workspace) become keys.
+        from pythonjsonlogger.json import JsonFormatter
+
+        return JsonFormatter(
+            "{levelname}{name}{message}",
+            style="{",
+            timestamp="ts",
+            rename_fields={"levelname": "level", "name": "logger"},
+        )
+    if log_format != "text":
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
+    return TextFormatter(fmt)
+
+
+def context_handler(handler: logging.Handler, log_format: str = "text", fmt: str = FORMAT) -> logging.Handler:
+    """`handler` with the request/workspace context filter and the chosen format."""
+    handler.setFormatter(make_formatter(log_format, fmt))
+    if not any(isinstance(f, ContextFilter) for f in handler.filters):
+        handler.addFilter(ContextFilter())
+    return handler
+
+
+def setup_logging(log_file: str | None, level: str = "INFO", log_format: str = "text") -> None:
     """Send log records to `log_file` (or stderr) at `level`; keep pygls' chatter down."""
     handler: logging.Handler = (
         logging.FileHandler(log_file, encoding="utf-8")
         if log_file
         else logging.StreamHandler(sys.stderr)
     )
-    handler.setFormatter(logging.Formatter(FORMAT))
+    context_handler(handler, log_format)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -85,3 +144,23 @@ class LspLogHandler(logging.Handler):
             self.handleError(record)
         finally:
             self._local.busy = False
+
+
+def configured_format(explicit: str | None = None) -> str:
+    """`explicit`, else the `logFormat` setting (environment, then the user config file)."""
+    if explicit:
+        return explicit
+    try:
+        from indexer.settings import load_settings
+
+        return load_settings(None)[0].log_format
+    except Exception:  # a broken config file is reported where settings are loaded for real
+        return "text"
+
+
+def use_format(log_format: str) -> None:
+    """Switch the handlers already on the root logger to `log_format` (the CLI's global option)."""
+    if log_format == "text":
+        return
+    for handler in logging.getLogger().handlers:
+        context_handler(handler, log_format)

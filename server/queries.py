@@ -1,17 +1,25 @@
-"""What the request handlers do, across roots; runs on the query pool, never the event loop."""
+"""What the request handlers do, across roots; runs on the query pool, never the event loop.
+
+Each request is counted and timed (`indexer.metrics` REQUESTS, REQUEST_LATENCY, and
+REQUEST_ERRORS by the error's class name) and, when tracing is on, gets a span.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsprotocol import types
 
+from indexer import metrics
 from indexer.errors import Cancelled, ForgeError, IndexNotReady
 from indexer.types import SearchHit, Snippet
-from server import convert
+from server import convert, tracing
 from server.params import ContextParams, SearchParams
 from server.roots import RootState, coverage_of
 
@@ -19,6 +27,10 @@ if TYPE_CHECKING:
     from indexer.workspace import CancelToken, Workspace
 
 log = logging.getLogger(__name__)
+#: One line per request (method, outcome, latency); not under `server.`, so never sent to the editor.
+access = logging.getLogger("forge.requests")
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 SYMBOL_LIMIT = 100
 SEMANTIC_SYMBOL_LIMIT = 10
@@ -50,8 +62,41 @@ def _check(cancel: CancelToken | None) -> None:
         raise Cancelled("cancelled by the client")
 
 
+def observed(method: str) -> Callable[[F], F]:
+    """Count and time a request handler; failures are counted by the error's class name."""
+
+    def decorator(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            metrics.REQUESTS.labels(method).inc()
+            started = time.perf_counter()
+            outcome = "ok"
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                outcome = type(exc).__name__
+                metrics.REQUEST_ERRORS.labels(method, outcome).inc()
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                metrics.REQUEST_LATENCY.labels(method).observe(elapsed)
+                access.info("%s %s in %.1f ms", method, outcome, elapsed * 1000)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+@observed("forge/search")
 def search(roots: list[RootState], p: SearchParams, cancel: CancelToken | None) -> dict[str, Any]:
     """`forge/search`: every ready root searched, hits merged by score."""
+    with tracing.search_span("search", mode=p.mode or "hybrid", limit=p.limit or 0) as notes:
+        result = _search(roots, p, cancel)
+        notes["hits"] = len(result["results"])
+        return result
+
+
+def _search(roots: list[RootState], p: SearchParams, cancel: CancelToken | None) -> dict[str, Any]:
     ready = _ready(roots)
     limit = p.limit
     hits: list[tuple[RootState, SearchHit]] = []
@@ -82,6 +127,7 @@ def search(roots: list[RootState], p: SearchParams, cancel: CancelToken | None) 
     }
 
 
+@observed("forge/context")
 def context(
     roots: list[RootState],
     p: ContextParams,
@@ -127,6 +173,7 @@ def context(
     }
 
 
+@observed("workspace/symbol")
 def workspace_symbols(
     roots: list[RootState], query: str, cancel: CancelToken | None
 ) -> list[types.SymbolInformation]:
@@ -231,6 +278,7 @@ def root_status(root: RootState) -> dict[str, Any]:
         "lastIndexed": info.get("last_indexed"),
         "stateDir": info.get("state_dir"),
         "health": info.get("health"),
+        "remote": info.get("remote") or {},
         "watcher": root.watcher.mode if root.watcher is not None else "off",
         "settings": {
             "debounceMs": root.settings.debounce_ms,

@@ -66,6 +66,11 @@ class RootState:
     repairing: bool = False  # a reopen that heals damage is queued
     repair_attempts: int = 0  # repairs since the last full scan that finished
     retry_timer: threading.Timer | None = None
+    next_reconcile: float | None = None  # time.monotonic() of the next periodic reconcile
+    reconcile_every: int = 0  # the interval it was scheduled with (a settings change reschedules)
+    #: New files the last reconcile reported that are still not indexed (binary, ...): (size,
+    #: mtime_ns) by path, so they are not reported again while unchanged.
+    reconcile_seen: dict[str, tuple[int, int]] = field(default_factory=dict)
     closed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 

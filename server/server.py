@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib
 import logging
+import secrets
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +27,7 @@ from pygls.protocol import (
 
 from server import __version__
 from server.jobs import IndexWorker
-from server.logs import LspLogHandler
+from server.logs import REQUEST_ID, LspLogHandler
 from server.roots import RootRegistry
 
 if TYPE_CHECKING:
@@ -91,10 +93,23 @@ class ForgeProtocol(LanguageServerProtocol):
             self._send_response(data["id"], error=error)
             return _Answered()
 
+    #: Tells this process's requests apart from another connection's in the logs.
+    request_prefix = secrets.token_hex(2)
+
     def handle_message(self, message: Any) -> None:
         if isinstance(message, _Answered):
             return
-        super().handle_message(message)
+        msg_id, method = getattr(message, "id", None), getattr(message, "method", None)
+        if msg_id is None or method is None or REQUEST_ID.get() is not None:
+            super().handle_message(message)  # a notification, a response, or an id set by the daemon
+            return
+        # pygls starts the handler's task here, so the task (and the query pool, which
+        # `run_query` hands the context to) logs with this id.
+        token = REQUEST_ID.set(f"{self.request_prefix}:{msg_id}")
+        try:
+            super().handle_message(message)
+        finally:
+            REQUEST_ID.reset(token)
 
 
 def forge_converter() -> cattrs.Converter:
@@ -150,8 +165,9 @@ class ForgeLanguageServer(LanguageServer):
         """A `Workspace` for one root (takes its lock; the model loads lazily)."""
         if self._workspace_factory is None:
             from indexer.workspace import Workspace
+            from server.auth.remote_secrets import lookup
 
-            self._workspace_factory = Workspace
+            return Workspace(path, settings, secrets=lookup(settings))
         return self._workspace_factory(path, settings)
 
     def new_cancel_token(self) -> CancelToken:
@@ -211,7 +227,8 @@ class ForgeLanguageServer(LanguageServer):
     async def run_query(self, fn: Callable[[CancelToken], T]) -> T:
         """Run `fn(cancel)` on the query pool; `$/cancelRequest` sets `cancel`."""
         token = self.new_cancel_token()
-        future = asyncio.get_running_loop().run_in_executor(self.queries, fn, token)
+        context = contextvars.copy_context()  # the request id goes along into the pool thread
+        future = asyncio.get_running_loop().run_in_executor(self.queries, context.run, fn, token)
         try:
             return await future
         except asyncio.CancelledError:

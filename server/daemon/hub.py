@@ -13,7 +13,12 @@ puts this hub in front of it: the hub is the server's only "client". It
 - counts workspace folders per connection: a folder a connection adds is served while any
   connection has it; the daemon's own workspace always is;
 - bounds the work a connection can queue (`MAX_INFLIGHT`): past it the hub stops reading
-  that connection, so a flood slows its sender down instead of growing a queue.
+  that connection, so a flood slows its sender down instead of growing a queue;
+- limits each connection's request rate (`rate_limit_per_s`, a token bucket holding two
+  seconds' worth): a request over it is answered at once with `RATE_LIMITED_ERROR`
+  (-32803, LSP's RequestFailed) and never reaches the server, so one client cannot starve
+  the others. Notifications (`$/cancelRequest`, `exit`, document changes) and the
+  lifecycle requests `initialize`/`shutdown` are never limited.
 
 Everything here runs on the daemon's event loop (pygls writes only from that loop).
 """
@@ -24,11 +29,13 @@ import asyncio
 import itertools
 import json
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from indexer import metrics
 from server.daemon.framing import frame
 from server.roots import uri_to_path
 
@@ -41,7 +48,33 @@ MAX_INFLIGHT = 16
 #: A client that stops reading is dropped once this much output waits for it.
 MAX_WRITE_BUFFER = 64 * 1024 * 1024
 DAEMON_METHOD = "forge/daemon"
+#: LSP's RequestFailed: the request was valid, and refused (here: over the rate limit).
+RATE_LIMITED_ERROR = -32803
+#: A connection may send this many seconds' worth of requests in one burst.
+BURST_SECONDS = 2.0
+UNLIMITED = frozenset({"initialize", "shutdown"})
 JsonMsg = dict[str, Any]
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `burst` saved up; each request takes one."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = burst
+        self._at = clock()
+
+    def take(self) -> float:
+        """0.0 if a token was taken; else the seconds until one is there (nothing taken)."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self.rate
 
 
 def _key(msg_id: Any) -> str:
@@ -80,6 +113,8 @@ class Connection:
         self.closed = False
         self.last_seen = time.monotonic()
         self.options: Any = None  # its initializationOptions
+        self.bucket: TokenBucket | None = None  # its request rate limit (set by the hub)
+        self.limited = 0  # requests refused for going over it
 
     @property
     def inflight(self) -> int:
@@ -111,9 +146,10 @@ class Connection:
 class Hub:
     """Routes messages between connections and the one language server."""
 
-    def __init__(self, ls: ForgeLanguageServer, workspace_uri: str) -> None:
+    def __init__(self, ls: ForgeLanguageServer, workspace_uri: str, *, rate_limit_per_s: float = 0.0) -> None:
         self.ls = ls
         self.workspace_uri = workspace_uri
+        self.rate_limit_per_s = rate_limit_per_s  # per connection; 0: no limit
         self.conns: dict[int, Connection] = {}
         self._ids = itertools.count(1)
         self._routes: dict[int, tuple[Connection, Any]] = {}
@@ -252,6 +288,9 @@ class Hub:
     # -- the clients' side ---------------------------------------------------------------
 
     def add(self, conn: Connection) -> None:
+        if self.rate_limit_per_s > 0:
+            rate = self.rate_limit_per_s
+            conn.bucket = TokenBucket(rate, max(1.0, rate * BURST_SECONDS))
         self.conns[conn.number] = conn
         self.last_activity = time.monotonic()
 
@@ -304,6 +343,8 @@ class Hub:
         if method == "shutdown":
             conn.send({"jsonrpc": "2.0", "id": client_id, "result": None})
             return
+        if self._rate_limited(conn, method, client_id):
+            return
         if method == DAEMON_METHOD and self.daemon_action is not None:
             action = str((msg.get("params") or {}).get("action"))
             task = asyncio.ensure_future(self._daemon_request(conn, client_id, action))
@@ -314,6 +355,26 @@ class Hub:
         self._routes[hub_id] = (conn, client_id)
         conn.requests[_key(client_id)] = hub_id
         self._feed({**msg, "id": hub_id})
+
+    def _rate_limited(self, conn: Connection, method: str, client_id: Any) -> bool:
+        """Refuse a request over the connection's rate (answered here, never queued)."""
+        if conn.bucket is None or method in UNLIMITED:
+            return False
+        wait_s = conn.bucket.take()
+        if not wait_s:
+            return False
+        metrics.RATE_LIMITED.inc()
+        conn.limited += 1
+        if conn.limited == 1 or conn.limited % 1000 == 0:
+            log.warning("connection %d (%s) is over its rate limit (%g requests/s); %d refused so far",
+                        conn.number, conn.client_name, self.rate_limit_per_s, conn.limited)
+        retry_ms = max(1, math.ceil(wait_s * 1000))
+        conn.send({"jsonrpc": "2.0", "id": client_id, "error": {
+            "code": RATE_LIMITED_ERROR,
+            "message": f"rate limited: {self.rate_limit_per_s:g} requests/s per connection; "
+                       f"retry after {retry_ms} ms",
+            "data": {"kind": "RateLimited", "retryAfterMs": retry_ms, "method": method}}})
+        return True
 
     async def _daemon_request(self, conn: Connection, client_id: Any, action: str) -> None:
         assert self.daemon_action is not None

@@ -145,7 +145,7 @@ class RemoteWorkspace:
             "state_dir": r.get("stateDir"), "last_indexed": r.get("lastIndexed"),
             "last_error": r.get("lastError"), "state": r.get("state"),
             "coverage": r.get("coverage"), "semantic_coverage": r.get("semanticCoverage"),
-            "health": r.get("health"), "daemon_pid": self.pid,
+            "health": r.get("health"), "remote": r.get("remote") or {}, "daemon_pid": self.pid,
         }
 
     def index(self, on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:

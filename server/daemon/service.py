@@ -51,7 +51,10 @@ from server.auth.proof import (
 from server.daemon.framing import MAX_HEADER_LINE, FramingError, read_message
 from server.daemon.hub import DAEMON_METHOD, MAX_INFLIGHT, Connection, Hub
 from server.daemon.paths import DaemonPaths
+from server.logs import REQUEST_ID
+from server.metrics_http import serve_for
 from server.roots import path_to_uri
+from server.tracing import setup_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("forge.audit")  # not under `server.`: never forwarded to clients
@@ -115,10 +118,11 @@ class Daemon:
         self.started = time.time()
         self.endpoint = ""
         self.stats = {"connections": 0, "rejected": 0}
+        self.metrics_address: str | None = settings.metrics_address
         from server.server import create_server
 
         self.ls = create_server()
-        self.hub = Hub(self.ls, path_to_uri(paths.workspace))
+        self.hub = Hub(self.ls, path_to_uri(paths.workspace), rate_limit_per_s=settings.rate_limit_per_s)
         self.hub.daemon_action = self._action
 
     # -- start and stop ------------------------------------------------------------------
@@ -141,6 +145,8 @@ class Daemon:
         self.hub.notify_server("initialized", {})
         server = await self._listen()
         self._write_registry()
+        # Opt-in Prometheus endpoint; a bad or busy address is logged and the daemon serves on.
+        metrics_endpoint = serve_for(self.ls, self.metrics_address)
         log.info("daemon %s for %s listening on %s", self.paths.id, self.paths.workspace, self.endpoint)
         idle = asyncio.create_task(self._idle_watch())
         try:
@@ -152,6 +158,8 @@ class Daemon:
                 self.hub.drop(conn)
             self._remove_files()
             await asyncio.to_thread(self.ls.close_all)
+            if metrics_endpoint is not None:
+                metrics_endpoint.close()
             log.info("daemon stopped")
 
     async def _listen(self) -> asyncio.AbstractServer:
@@ -261,7 +269,13 @@ class Daemon:
             except ProofRejected as exc:
                 self._reject(conn, msg, PROOF_ERROR, exc.reason, str(exc))
                 continue
-            self.hub.from_client(conn, msg)
+            # The server's handler task starts inside this call and keeps the id for its log lines.
+            request_id = REQUEST_ID.set(f"c{conn.number}:{msg['id']}" if isinstance(msg, dict) and "id" in msg
+                                        and "method" in msg else None)
+            try:
+                self.hub.from_client(conn, msg)
+            finally:
+                REQUEST_ID.reset(request_id)
             while conn.inflight >= MAX_INFLIGHT and not conn.closed:
                 conn.room.clear()
                 await conn.room.wait()
@@ -360,7 +374,11 @@ def run_daemon(paths: DaemonPaths, settings: Settings, *, idle_timeout_s: float,
         daemon = Daemon(paths, settings, backend, secret, idle_timeout_s=idle_timeout_s, tcp=tcp)
         await daemon.run()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    setup_tracing(settings.otel_exporter)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())
+    finally:
+        shutdown_tracing()
     sys.stdout.flush()
     return 0
