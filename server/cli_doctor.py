@@ -14,7 +14,6 @@ Credentials are read from the keyring to authenticate those GETs and are never p
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -221,15 +220,6 @@ def check_inotify(root: Path) -> Finding:
     return Finding("inotify", "ok", finding)
 
 
-def _du(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total
-
-
 def check_disk(state_dir: Path) -> Finding:
     where = state_dir
     while not where.exists() and where != where.parent:
@@ -239,7 +229,9 @@ def check_disk(state_dir: Path) -> Finding:
     except OSError as exc:
         return Finding("disk", "fail", f"cannot read free space at {where}: {exc}",
                        "set FORGE_INDEXER_STATE_DIR (or --state-dir) to a writable folder")
-    size = _du(state_dir) if state_dir.is_dir() else 0
+    from indexer.recovery import dir_bytes
+
+    size = dir_bytes(state_dir) if state_dir.is_dir() else 0
     finding = f"{free / 1e9:.1f} GB free at {where}; the index takes {size / 1e6:.1f} MB"
     fix = (f"free space on the disk holding {where}, or move the indexes with "
            "FORGE_INDEXER_STATE_DIR / --state-dir")
