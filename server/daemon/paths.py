@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,10 @@ def runtime_dir() -> Path:
     if base and Path(base).is_dir():
         candidate = Path(base) / APP_NAME
     else:
-        user_run = Path(platformdirs.user_runtime_dir(APP_NAME))
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback below is ours.
+            warnings.simplefilter("ignore")
+            user_run = Path(platformdirs.user_runtime_dir(APP_NAME))
         candidate = user_run if user_run.parent.is_dir() else Path(f"/tmp/{APP_NAME}-{os.getuid()}")
     if len(str(candidate)) + 30 > MAX_SOCKET_PATH:
         candidate = Path(f"/tmp/{APP_NAME}-{os.getuid()}")
