@@ -179,19 +179,26 @@ def probe_chroma(chroma_dir: Path, samples: list[tuple[str, bytes]]) -> str | No
     return None
 
 
-def quick_check(db_path: Path) -> str | None:
-    """`PRAGMA quick_check` on the database file: what is wrong, or None."""
+def quick_check(db_path: Path, *, readonly: bool = False) -> str | None:
+    """`PRAGMA quick_check` on the database file: what is wrong, or None.
+
+    `readonly` is for a look from outside the owner (`doctor`): the file is opened read-only
+    and any SQLite error is the answer.
+    """
     if not db_path.exists():
         return None
     try:
         # Read-write like the store's own connections (we hold the workspace lock), so a
         # WAL left by a crash is read too; quick_check itself writes nothing.
-        conn = sqlite3.connect(db_path, timeout=5)
+        conn = (sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) if readonly
+                else sqlite3.connect(db_path, timeout=5))
         try:
             rows = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
+        if readonly:
+            return f"{type(exc).__name__}: {exc}"
         # Anything but damage (busy, read-only...) is for the normal open to report.
         return str(exc) if is_corruption(exc) else None
     return None if rows == ["ok"] else "; ".join(str(r) for r in rows)[:300]

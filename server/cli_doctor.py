@@ -88,24 +88,13 @@ def check_model(root: Path, settings: Settings) -> Finding:
     )
 
 
-def quick_check_readonly(db_path: Path) -> str | None:
-    """`PRAGMA quick_check` through a read-only connection: what is wrong, or None."""
-    try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None if rows == ["ok"] else "; ".join(rows)[:300]
-
-
 def check_sqlite(root: Path, state_dir: Path) -> Finding:
     db = state_dir / "index.sqlite"
     if not db.is_file():
         return Finding("sqlite", "warn", f"{root} is not indexed yet (no {db})", f"forge-indexer index {root}")
-    problem = quick_check_readonly(db)
+    from indexer.health import quick_check
+
+    problem = quick_check(db, readonly=True)
     if problem is not None:
         return Finding(
             "sqlite", "fail", f"quick_check of {db} failed: {problem}",
@@ -147,19 +136,15 @@ def check_chroma(root: Path, settings: Settings, state_dir: Path, daemon_pid: in
 
 
 def _samples(db: Path) -> list[tuple[str, bytes]]:
-    """A few (chunk id, vector) pairs the store must hold, read-only from the vector cache."""
+    """The probe's samples, read through a read-only connection (the store stays closed)."""
+    from indexer.recovery import probe_samples
+
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error:
         return []
     try:
-        rows = conn.execute(
-            "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash "
-            "ORDER BY c.rowid LIMIT 3"
-        ).fetchall()
-        return [(str(r[0]), bytes(r[1])) for r in rows]
-    except sqlite3.Error:
-        return []
+        return probe_samples(conn)
     finally:
         conn.close()
 
@@ -280,25 +265,33 @@ def _credential(settings: Settings, name: str) -> tuple[str | None, Finding | No
                              f"forge-indexer remote-secret set {name}")
 
 
+def _probe_remote(settings: Settings, name: str, check: str, what: str, url: str, probe_url: str,
+                  header: str | None, ok: Callable[[str], str], start_hint: str) -> Finding:
+    """GET `probe_url` with the stored credential; a Finding for the answer (or its absence)."""
+    value, problem = _credential(settings, name)
+    if problem is not None:
+        return problem
+    status, text = _get(probe_url, header, value, min(REMOTE_TIMEOUT_S, settings.remote_timeout_s))
+    if status == 200:
+        return Finding(check, "ok", ok(text))
+    if status in (401, 403):
+        return Finding(check, "fail", f"the {what} at {url} refused the credential (HTTP {status})",
+                       f"forge-indexer remote-secret set {name}  (and check {name}AuthHeader)")
+    detail = f"HTTP {status}: {text[:200]}" if status is not None else text[:300]
+    return Finding(check, "fail", f"no {what} answers at {probe_url} ({detail})", start_hint)
+
+
 def check_remote_store(settings: Settings) -> Finding | None:
     from indexer.remote_embed import public_url
 
     if not settings.chroma_url:
         return None
     url = public_url(settings.chroma_url).rstrip("/")
-    value, problem = _credential(settings, "chroma")
-    if problem is not None:
-        return problem
-    status, text = _get(f"{url}/api/v2/heartbeat", settings.chroma_auth_header, value,
-                        min(REMOTE_TIMEOUT_S, settings.remote_timeout_s))
-    if status == 200:
-        return Finding("remote-store", "ok", f"Chroma server at {url} answers its heartbeat")
-    if status in (401, 403):
-        return Finding("remote-store", "fail", f"the Chroma server at {url} refused the credential (HTTP {status})",
-                       "forge-indexer remote-secret set chroma  (and check chromaAuthHeader)")
-    what = f"HTTP {status}: {text[:200]}" if status is not None else text[:300]
-    return Finding("remote-store", "fail", f"no Chroma server answers at {url}/api/v2/heartbeat ({what})",
-                   "start the server (e.g. `chroma run --host 127.0.0.1 --port 8000`) or fix chromaUrl")
+    return _probe_remote(
+        settings, "chroma", "remote-store", "Chroma server", url, f"{url}/api/v2/heartbeat",
+        settings.chroma_auth_header, lambda _: f"Chroma server at {url} answers its heartbeat",
+        "start the server (e.g. `chroma run --host 127.0.0.1 --port 8000`) or fix chromaUrl",
+    )
 
 
 def check_remote_embedder(settings: Settings) -> Finding | None:
@@ -307,25 +300,19 @@ def check_remote_embedder(settings: Settings) -> Finding | None:
     if not settings.embedder_url:
         return None
     base = public_url(settings.embedder_url)
-    models_url = endpoint_url(base).removesuffix("/embeddings") + "/models"
-    value, problem = _credential(settings, "embedder")
-    if problem is not None:
-        return problem
-    status, text = _get(models_url, settings.embedder_auth_header, value,
-                        min(REMOTE_TIMEOUT_S, settings.remote_timeout_s))
-    if status == 200:
+
+    def served(text: str) -> str:
         try:
             ids = [str(m.get("id")) for m in json.loads(text).get("data", [])]
         except (ValueError, AttributeError):
             ids = []
-        served = f" (serves {', '.join(ids)})" if ids else ""
-        return Finding("remote-embedder", "ok", f"embeddings server at {base} answers{served}")
-    if status in (401, 403):
-        return Finding("remote-embedder", "fail", f"the embeddings server at {base} refused the credential (HTTP {status})",
-                       "forge-indexer remote-secret set embedder  (and check embedderAuthHeader)")
-    what = f"HTTP {status}: {text[:200]}" if status is not None else text[:300]
-    return Finding("remote-embedder", "fail", f"no embeddings server answers at {models_url} ({what})",
-                   "start it (e.g. `python -m llama_cpp.server --model MODEL.gguf --embedding true`) or fix embedderUrl")
+        return f"embeddings server at {base} answers" + (f" (serves {', '.join(ids)})" if ids else "")
+
+    return _probe_remote(
+        settings, "embedder", "remote-embedder", "embeddings server", base,
+        endpoint_url(base).removesuffix("/embeddings") + "/models", settings.embedder_auth_header, served,
+        "start it (e.g. `python -m llama_cpp.server --model MODEL.gguf --embedding true`) or fix embedderUrl",
+    )
 
 
 def run_checks(root: Path, settings: Settings) -> list[Finding]:
