@@ -145,7 +145,30 @@ def collect(root: Node, spec: LanguageSpec, lines: list[str]) -> list[Definition
             pending.append((child, d, d.children))
         stack.extend(reversed(pending))
     _sort(top)
+    _drop_overloads(top, lines)
     return top
+
+
+_OVERLOAD_DECORATOR = re.compile(r"^\s*@(typing\.|t\.)?overload\b")
+
+
+def _is_overload(d: Definition, lines: list[str]) -> bool:
+    if d.node.type == "function_signature":  # TypeScript: a signature with no body
+        return True
+    return any(_OVERLOAD_DECORATOR.match(lines[i]) for i in range(d.start - 1, min(d.first - 1, len(lines))))
+
+
+def _drop_overloads(defs: list[Definition], lines: list[str]) -> None:
+    """Overload declarations (TypeScript `function f(a: string): T;` and Python
+    `@overload def f(...): ...` above the real one) are not units of their own: each would
+    compete with the implementation for every query about `f` (rxjs declares a dozen per
+    operator, click several per decorator). Their lines become glue. A declaration with
+    no implementation in its scope (a `.d.ts` file, a stub) stays a symbol."""
+    overloads = {id(d) for d in defs if _is_overload(d, lines)}
+    bodies = {d.name for d in defs if id(d) not in overloads}
+    defs[:] = [d for d in defs if not (id(d) in overloads and d.name in bodies)]
+    for d in defs:
+        _drop_overloads(d.children, lines)
 
 
 def _sort(defs: list[Definition]) -> None:

@@ -105,9 +105,11 @@ def _covered(snippets: Sequence[Snippet], q: Query) -> bool:
     return any(s.path == q.path and s.start_line <= q.start_line <= s.end_line for s in snippets)
 
 
-def run_set(lang: str, split: str, root: Path, queries: list[Query], cache: Path, embedder: object) -> dict:
-    state = cache / f"state-v{CHUNKER_VERSION}" / f"{lang}-{split}"
-    settings = Settings(state_dir=state)
+def run_set(lang: str, split: str, root: Path, queries: list[Query], cache: Path, embedder: object,
+            settings: Settings) -> dict:
+    # One cache per chunker version and chunk size, so comparing sizes never re-embeds.
+    state = cache / f"state-v{CHUNKER_VERSION}-t{embedder.max_tokens}" / f"{lang}-{split}"  # type: ignore[attr-defined]
+    settings = settings.model_copy(update={"state_dir": state})
     t = time.perf_counter()
     ws = Workspace(root, settings, embedder=embedder)  # type: ignore[arg-type]
     try:
@@ -193,15 +195,17 @@ def main() -> None:
     ap.add_argument("--lang", default="python,go,rust,ts")
     ap.add_argument("--label", default="run")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "forge-bench")
+    ap.add_argument("--max-tokens", type=int, help="the maxTokens setting (default: the product's default)")
     args = ap.parse_args()
     sets = build(args.cache)
-    embedder = get_embedder(Settings())
+    base = Settings(max_tokens=args.max_tokens)
+    embedder = get_embedder(base)
     results = []
     t0 = time.perf_counter()
     for (lang, split), (root, queries) in sorted(sets.items(), key=lambda kv: (kv[0][1] != "tune", kv[0][0])):
         if lang not in args.lang.split(",") or args.split not in ("both", split):
             continue
-        r = run_set(lang, split, root, queries, args.cache, embedder)
+        r = run_set(lang, split, root, queries, args.cache, embedder, base)
         print(f"{split} {lang}: {r['queries']} queries, hybrid MRR {r['systems']['hybrid']['mrr']:.3f}, "
               f"index {r['index_seconds']} s (embedded {r['embedded_now']} chunks, {r['tokens_embedded_now']} "
               f"tokens), queries {r['query_seconds']} s", flush=True)

@@ -53,7 +53,8 @@ def collect(cache: Path, refresh: bool) -> list[Pool]:
     for (lang, split), (root, queries) in sorted(sets.items()):
         if split != "tune":
             continue
-        ws = Workspace(root, Settings(state_dir=cache / f"state-v{CHUNKER_VERSION}" / f"{lang}-{split}"), embedder=embedder)
+        state = cache / f"state-v{CHUNKER_VERSION}-t{embedder.max_tokens}" / f"{lang}-{split}"  # as bench_search_quality
+        ws = Workspace(root, Settings(state_dir=state), embedder=embedder)
         try:
             ws.index()
             for q in queries:

@@ -43,7 +43,7 @@ def cos(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_shape_dtype_and_normalisation(emb: LlamaEmbedder) -> None:
-    assert emb.dim == 384 and emb.max_tokens == 256
+    assert emb.dim == 384 and emb.max_tokens == 128  # the bundled model's default cap (maxTokens)
     docs = emb.embed_documents(CODE)
     assert docs.shape == (len(CODE), 384) and docs.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-5)
@@ -99,7 +99,7 @@ def test_over_long_input_is_truncated_not_an_error(emb: LlamaEmbedder) -> None:
     vec = emb.embed_documents([long_text])[0]
     assert np.isfinite(vec).all()
     head = emb.embed_documents(["def f(x):\n" + "    x = x + 1\n" * 80])[0]
-    assert cos(vec, head) > 0.99  # the tail past 256 tokens was dropped
+    assert cos(vec, head) > 0.99  # the tail past the input cap was dropped
     assert emb.embed_query(long_text * 3).shape == (384,)
 
 

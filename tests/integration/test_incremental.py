@@ -104,13 +104,13 @@ def test_model_setting_change_triggers_clean_reembed(polyglot: Path, tmp_path: P
     # A different max_tokens changes chunking and the index config: nothing may be mixed.
     from indexer.embed import get_embedder
 
-    other = get_embedder(Settings(max_tokens=128))
-    with Workspace(polyglot, Settings(state_dir=state, max_tokens=128), embedder=other) as ws:
+    other = get_embedder(Settings(max_tokens=96))
+    with Workspace(polyglot, Settings(state_dir=state, max_tokens=96), embedder=other) as ws:
         s = ws.index()
         assert s.full_reembed
         assert s.files_indexed == first.files_indexed and s.chunks_embedded > 0
         consistent(ws)
-        assert all(t <= 128 for (t,) in ws.store.sql.conn.execute("SELECT tokens FROM chunks"))
+        assert all(t <= 96 for (t,) in ws.store.sql.conn.execute("SELECT tokens FROM chunks"))
 
 
 def test_second_process_gets_a_clear_lock_error(polyglot: Path, open_ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

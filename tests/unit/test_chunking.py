@@ -197,3 +197,40 @@ def test_functions_are_fewer_units_than_before() -> None:
     cf = chunk_file("src/config/loader.py", text, count_tokens=count, max_tokens=64)
     named = [c for c in cf.chunks if c.symbol]
     assert len({c.symbol for c in named}) == len(named)  # never two pieces of one symbol
+
+
+def test_typescript_overload_signatures_fold_into_their_implementation() -> None:
+    src = (
+        "export function pipe(): number;\n"
+        "export function pipe<T>(a: T): T;\n"
+        "export function pipe(...fns: unknown[]): unknown {\n"
+        "  const first = fns[0];\n"
+        "  return fns.reduce((acc, fn) => (fn as (x: unknown) => unknown)(acc), first);\n"
+        "}\n"
+        "\n"
+        "export declare function external(x: string): void;\n"
+    )
+    cf = chunk_file("pipe.ts", src, count_tokens=count, max_tokens=256)
+    # One `pipe` symbol and unit, the implementation; overloads are not competitors.
+    assert [s.start_line for s in cf.symbols if s.name == "pipe"] == [3]
+    assert [c.start_line for c in cf.chunks if c.symbol == "pipe"] == [3]
+    # A signature with no body in its scope (a declaration) is still a symbol.
+    assert any(s.name == "external" for s in cf.symbols)
+
+
+def test_python_overload_stubs_fold_into_their_implementation() -> None:
+    src = (
+        "import typing\n"
+        "from typing import overload\n"
+        "\n"
+        "@overload\n"
+        "def load(path: str) -> str: ...\n"
+        "@typing.overload\n"
+        "def load(path: bytes) -> bytes: ...\n"
+        "def load(path):\n"
+        "    with open(path) as fh:\n"
+        "        return fh.read()\n"
+    )
+    cf = chunk_file("load.py", src, count_tokens=count, max_tokens=256)
+    assert [s.start_line for s in cf.symbols if s.name == "load"] == [8]
+    assert [c.start_line for c in cf.chunks if c.symbol == "load"] == [8]

@@ -202,6 +202,17 @@ def test_name_match_and_role_move_the_score() -> None:
     assert _score(_C(path="tests/test_a.py"), "test load the settings") >= _score(_C(), "test load the settings")
 
 
+def test_a_type_head_comes_after_the_function_with_the_same_evidence() -> None:
+    # A class/struct/impl head lists its members' names, so it matches queries about any
+    # of them; with equal evidence the function (what a question in words asks for) wins.
+    func = _score(_C(kind="function"))
+    for kind in ("class", "struct", "impl", "interface", "type", "trait"):
+        assert _score(_C(kind=kind)) < func
+    assert _score(_C(kind="method")) == pytest.approx(func)
+    # ...but a head still outranks a function with clearly weaker evidence.
+    assert _score(_C(kind="struct", cosine=0.7, bm25=1.0)) > _score(_C(kind="function", cosine=0.3, bm25=0.2))
+
+
 def test_vector_and_lexical_modes_score_their_own_evidence() -> None:
     lo, hi = _C(cosine=0.2), _C(cosine=0.7)
     ranking.score([lo, hi], "q", "vector")
