@@ -527,6 +527,36 @@ def _field_value(reader: gguf.GGUFReader, key: str) -> Any:
 _verified: dict[str, tuple[int, int, str, str]] = {}
 
 
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".verified.json")
+
+
+def _stamp_of(path: Path, st: os.stat_result, source_sha: str, file_sha: str) -> dict[str, Any]:
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "source_sha": source_sha,
+            "converter": CONVERTER_VERSION, "file_sha256": file_sha}
+
+
+def _stamp_matches(path: Path, st: os.stat_result, source_sha: str) -> bool:
+    """The file is byte for byte the one a full check accepted earlier (in any process).
+
+    Parsing the GGUF's 30k-entry vocabulary takes about 2 s of Python on every start; a
+    whole-file SHA-256 takes 0.1 s and still catches any damage since that check."""
+    try:
+        stamp = json.loads(_stamp_path(path).read_text(encoding="utf-8"))
+        want = {k: stamp[k] for k in ("size", "mtime_ns", "source_sha", "converter")}
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+    if want != {k: v for k, v in _stamp_of(path, st, source_sha, "").items() if k != "file_sha256"}:
+        return False
+    return bool(stamp.get("file_sha256") == sha256_file(path))
+
+
+def _write_stamp(path: Path, st: os.stat_result, source_sha: str) -> None:
+    """Best effort: without a stamp the next process just checks the slow way again."""
+    with contextlib.suppress(OSError), _atomic_target(_stamp_path(path)) as tmp:
+        tmp.write_text(json.dumps(_stamp_of(path, st, source_sha, sha256_file(path))), encoding="utf-8")
+
+
 def verify_converted(path: Path, source_sha: str) -> bool:
     """True if `path` is a complete conversion of the weights with hash `source_sha`
     by this converter version. Never raises: anything unreadable is simply not valid."""
@@ -534,6 +564,9 @@ def verify_converted(path: Path, source_sha: str) -> bool:
         st = path.stat()
         known = _verified.get(str(path))
         if known is not None and known[:3] == (st.st_size, st.st_mtime_ns, source_sha):
+            return True
+        if _stamp_matches(path, st, source_sha):
+            _verified[str(path)] = (st.st_size, st.st_mtime_ns, source_sha, "stamp")
             return True
         reader = gguf.GGUFReader(path)
         if _field_value(reader, KEY_CONVERTER) != CONVERTER_VERSION:
@@ -549,6 +582,7 @@ def verify_converted(path: Path, source_sha: str) -> bool:
         if h.hexdigest() != want:
             return False
         _verified[str(path)] = (st.st_size, st.st_mtime_ns, source_sha, str(want))
+        _write_stamp(path, st, source_sha)
         return True
     # The reader raises a zoo of errors on damaged files (ValueError, IndexError,
     # struct/numpy errors, OSError); every one of them means "convert again".

@@ -2,7 +2,7 @@
 
     nice -n 10 .venv/bin/python tests/bench/bench_query_scale.py [--chunks 100000] [--cache DIR]
 
-Builds (once, cached under <cache>/scale-<chunks>) a workspace of about `--chunks` chunks
+Builds (once, cached under <cache>/scale-<chunks>-v<chunker version>) a workspace of about `--chunks` chunks
 by copying the development benchmark's blanked sources (see codesearch_data.py) into as
 many numbered copies as needed, and indexes it with the real pipeline (real chunker,
 tokenizer, SQLite/FTS5, Chroma) — except that document vectors are NOT computed by the
@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from codesearch_data import build  # noqa: E402
 
+from indexer.chunking import CHUNKER_VERSION  # noqa: E402
 from indexer.embed import get_embedder  # noqa: E402
 from indexer.settings import Settings  # noqa: E402
 from indexer.workspace import Workspace  # noqa: E402
@@ -74,7 +75,7 @@ def _sources(cache: Path) -> list[Path]:
 
 
 def build_workspace(cache: Path, target: int) -> Path:
-    base = cache / f"scale-{target}"
+    base = cache / f"scale-{target}-v{CHUNKER_VERSION}"  # a new chunker needs a new index
     root, state, done = base / "ws", base / "state", base / "built.json"
     if done.exists():
         return base

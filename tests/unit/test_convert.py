@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -444,3 +445,28 @@ def test_fingerprint_of_foreign_file_is_cached(
     assert first == m.sha256_file(path)
     table = json.loads((tmp_path / "cache" / "models" / "fingerprints.json").read_text())
     assert first in table.values()
+
+
+def test_a_verified_model_is_trusted_by_its_stamp_until_a_byte_changes(bundled: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    path = m.ensure_default_gguf()
+    source_sha = m.sha256_file(bundled / "model.safetensors")
+    m._verified.clear()
+    assert m.verify_converted(path, source_sha)  # writes the stamp
+    assert m._stamp_path(path).is_file()
+    m._verified.clear()  # a new process: the stamp answers, the GGUF is not parsed
+
+    def no_parse(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise AssertionError("parsed the GGUF although the stamp matched")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(m.gguf, "GGUFReader", no_parse)
+        assert m.verify_converted(path, source_sha)
+    # Damage that keeps size and mtime (bit rot) is still caught by the file hash.
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    m._verified.clear()
+    assert not m.verify_converted(path, source_sha)
+    assert m.ensure_default_gguf() == path and m.verify_converted(path, source_sha)

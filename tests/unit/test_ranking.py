@@ -239,3 +239,16 @@ def test_common_terms_are_left_out_of_large_lexical_queries_only() -> None:
     big = {"get": 40_000, "user": 3_000, "name": 900}
     assert _selective(100_000, big) == ["user", "name"]  # 40% of chunks: no signal, all cost
     assert _selective(100_000, {"get": 40_000, "set": 50_000}) == ["get"]  # never nothing
+
+
+def test_long_hybrid_queries_keep_their_rarest_terms_in_a_large_index() -> None:
+    from indexer.query import _POSTINGS_BUDGET, _selective
+
+    df = {"parse": 1_900, "version": 1_500, "string": 1_800, "semver": 40, "prerelease": 12}
+    assert sum(df.values()) > _POSTINGS_BUDGET
+    kept = _selective(100_000, df)
+    assert kept == [w for w in df if w in kept]  # query order
+    assert {"semver", "prerelease"} <= set(kept) and sum(df[w] for w in kept) <= _POSTINGS_BUDGET
+    assert _selective(100_000, df, budget=False) == list(df)  # lexical mode: every selective term
+    assert _selective(10_000, df) == list(df)  # a small index: every term
+    assert _selective(100_000, {"a": 1_999, "b": 1_998, "c": 1_997}) != []  # never nothing
