@@ -220,12 +220,12 @@ def _selective(total: int, df: dict[str, int], budget: bool = True) -> list[str]
     if not kept and df:
         kept = [min(df, key=lambda w: df[w])]
     if budget and total > _EXACT_BM25_UP_TO and sum(df[w] for w in kept) > _POSTINGS_BUDGET:
-        budget, chosen = _POSTINGS_BUDGET, set()
+        room, chosen = _POSTINGS_BUDGET, set[str]()
         for w in sorted(kept, key=lambda w: df[w]):
-            if chosen and df[w] > budget:
+            if chosen and df[w] > room:
                 break
             chosen.add(w)
-            budget -= df[w]
+            room -= df[w]
         kept = [w for w in kept if w in chosen]  # query order kept
     return kept
 
