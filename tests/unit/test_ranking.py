@@ -252,3 +252,23 @@ def test_long_hybrid_queries_keep_their_rarest_terms_in_a_large_index() -> None:
     assert _selective(100_000, df, budget=False) == list(df)  # lexical mode: every selective term
     assert _selective(10_000, df) == list(df)  # a small index: every term
     assert _selective(100_000, {"a": 1_999, "b": 1_998, "c": 1_997}) != []  # never nothing
+
+
+def test_a_path_filter_scans_its_selection_exactly(ws: Workspace) -> None:
+    from indexer import lexical, query
+
+    store = ws.store
+    allowed = query.matching_paths(store, ["src/**", "web/**"])
+    assert allowed and query.matching_paths(store, ["src/**", "web/**"]) is allowed  # cached
+    qvec = np.asarray(ws.embedder.embed_query(lexical.embed_text("parse config text into settings")), np.float32)
+    rows = store.sql.conn.execute(
+        "SELECT c.id, c.path, c.language, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash"
+    ).fetchall()
+    sim = {cid: float(np.frombuffer(b, np.float32) @ qvec / (np.linalg.norm(np.frombuffer(b, np.float32)) or 1.0))
+           for cid, _, _, b in rows}
+    inside = sorted((sim[cid] for cid, path, _, _ in rows if path in allowed), reverse=True)
+    got = query._vector(store, qvec, 3, [], allowed)
+    assert [round(sim[c], 5) for c in got] == [round(s, 5) for s in inside[:3]]  # the true nearest, in order
+    ts = query._vector(store, qvec, 50, ["typescript"], allowed)
+    by_id = {cid: (path, lang) for cid, path, lang, _ in rows}
+    assert ts and all(by_id[c][1] == "typescript" and by_id[c][0] in allowed for c in ts)
