@@ -22,7 +22,7 @@ from indexer.types import ChunkedFile
 
 __all__ = ["CHUNKER_VERSION", "SUPPORTED_LANGUAGES", "chunk_file", "language_for_path"]
 
-CHUNKER_VERSION = "3"
+CHUNKER_VERSION = "4"
 SUPPORTED_LANGUAGES = tuple(sorted(SPECS))
 log = logging.getLogger(__name__)
 
