@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer import testhooks
-from indexer.chunking import CHUNKER_VERSION, chunk_file, embedding_input
+from indexer.chunking import CHUNKER_VERSION, chunk_file
 from indexer.discover import (
     FileSource,
     IgnoreRules,
@@ -396,7 +396,7 @@ def embed_pending(
             return 0
         t = time.perf_counter()
         try:
-            vecs = ctx.embedder.embed_documents([embedding_input(text) for _, text, _ in page])
+            vecs = ctx.embedder.embed_documents([text for _, text, _ in page])
         except EmbedInputsFailed as exc:
             # A remote embedder rejected some texts: store the rest, report the files of
             # the rejected ones (their chunks keep no vector; lexical search still finds them).
