@@ -531,9 +531,9 @@ def _stamp_path(path: Path) -> Path:
     return path.with_name(path.name + ".verified.json")
 
 
-def _stamp_of(path: Path, st: os.stat_result, source_sha: str, file_sha: str) -> dict[str, Any]:
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "source_sha": source_sha,
-            "converter": CONVERTER_VERSION, "file_sha256": file_sha}
+def _stamp_fields(st: os.stat_result, source_sha: str) -> dict[str, Any]:
+    """What a stamp must agree on besides the file's hash."""
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "source_sha": source_sha, "converter": CONVERTER_VERSION}
 
 
 def _stamp_matches(path: Path, st: os.stat_result, source_sha: str) -> bool:
@@ -543,10 +543,9 @@ def _stamp_matches(path: Path, st: os.stat_result, source_sha: str) -> bool:
     whole-file SHA-256 takes 0.1 s and still catches any damage since that check."""
     try:
         stamp = json.loads(_stamp_path(path).read_text(encoding="utf-8"))
-        want = {k: stamp[k] for k in ("size", "mtime_ns", "source_sha", "converter")}
-    except (OSError, ValueError, TypeError, KeyError):
-        return False
-    if want != {k: v for k, v in _stamp_of(path, st, source_sha, "").items() if k != "file_sha256"}:
+        if {k: stamp.get(k) for k in _stamp_fields(st, source_sha)} != _stamp_fields(st, source_sha):
+            return False
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object
         return False
     return bool(stamp.get("file_sha256") == sha256_file(path))
 
@@ -554,7 +553,8 @@ def _stamp_matches(path: Path, st: os.stat_result, source_sha: str) -> bool:
 def _write_stamp(path: Path, st: os.stat_result, source_sha: str) -> None:
     """Best effort: without a stamp the next process just checks the slow way again."""
     with contextlib.suppress(OSError), _atomic_target(_stamp_path(path)) as tmp:
-        tmp.write_text(json.dumps(_stamp_of(path, st, source_sha, sha256_file(path))), encoding="utf-8")
+        stamp = {**_stamp_fields(st, source_sha), "file_sha256": sha256_file(path)}
+        tmp.write_text(json.dumps(stamp), encoding="utf-8")
 
 
 def verify_converted(path: Path, source_sha: str) -> bool:

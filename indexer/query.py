@@ -54,7 +54,9 @@ _DF_CACHE: dict[int, tuple[str | None, int, dict[str, int]]] = {}
 _PATHS_CACHE: OrderedDict[tuple[int, str | None, tuple[str, ...]], frozenset[str]] = OrderedDict()
 _PATHS_CACHE_SIZE = 32
 _SCAN_MAX_CHUNKS = 30_000  # a path filter's selection scanned exactly up to this size (45 MB of vectors)
-_SCAN_CACHE: OrderedDict[tuple[int, str | None, frozenset[str]], tuple[list[str], np.ndarray, np.ndarray]] = OrderedDict()
+_SCAN_CACHE: OrderedDict[
+    tuple[int, str | None, frozenset[str]], tuple[list[str], np.ndarray, np.ndarray] | None
+] = OrderedDict()
 _SCAN_CACHE_SIZE = 2
 _COMMON_SHARE = 0.05  # see _selective
 _COMMON_MIN = 2000
@@ -109,12 +111,18 @@ def _check_floor(min_score: object) -> float:
     return float(min_score)
 
 
+def _index_version(store: IndexStore) -> tuple[int, str | None]:
+    """The part of every per-index cache key here: which store, and its `last_indexed`
+    stamp, which every write sets (so any change to the index invalidates the entry)."""
+    return id(store), store.sql.get_meta("last_indexed")
+
+
 def matching_paths(store: IndexStore, globs: Sequence[str]) -> frozenset[str]:
     """Indexed files matching any of the gitignore-style globs.
 
     Cached per index version: an editor repeats the same filter query after query, and
     matching every path costs about 45 ms at 9,000 files."""
-    key = (id(store), store.sql.get_meta("last_indexed"), tuple(globs))
+    key = (*_index_version(store), tuple(globs))
     hit = _PATHS_CACHE.get(key)
     if hit is not None:
         _PATHS_CACHE.move_to_end(key)
@@ -176,7 +184,7 @@ def _document_frequencies(store: IndexStore, words: list[str]) -> tuple[int, dic
     the count and the vocabulary lookups are a fifth of a query's time.
     """
     conn = store.sql.conn
-    version = (id(store), store.sql.get_meta("last_indexed"))
+    version = _index_version(store)
     cache = _DF_CACHE.get(version[0])
     if cache is None or cache[0] != version[1]:
         (total,) = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()
@@ -272,49 +280,48 @@ def _scan_filtered(
     version, so a query costs one matrix product (under 1 ms for 5,000 chunks) instead of
     a wide approximate query whose results mostly fall outside the filter.
     """
-    key = (id(store), store.sql.get_meta("last_indexed"), frozenset(allowed))
-    entry = _SCAN_CACHE.get(key)
-    if entry is None:
-        if len(allowed) > _SCAN_MAX_CHUNKS:
-            return None
-        found: list[str] = []
-        found_langs: list[str] = []
-        blobs: list[bytes] = []
-        paths = sorted(allowed)
-        for i in range(0, len(paths), 500):
-            part = paths[i : i + 500]
-            rows = store.sql.conn.execute(
-                "SELECT c.id, c.language, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash "
-                f"WHERE c.path IN ({','.join('?' * len(part))})", part,
-            )
-            for cid, lang, blob in rows:
-                found.append(cid)
-                found_langs.append(lang)
-                blobs.append(blob)
-            if len(found) > _SCAN_MAX_CHUNKS:
-                return None
-        dim = qvec.shape[0]
-        keep = [i for i, b in enumerate(blobs) if b is not None and len(b) == dim * 4]
-        mat = np.frombuffer(b"".join(blobs[i] for i in keep), dtype=np.float32).reshape(len(keep), dim)
-        norms = np.linalg.norm(mat, axis=1)
-        norms[norms == 0] = 1.0
-        entry = ([found[i] for i in keep], np.array([found_langs[i] for i in keep]), mat / norms[:, None])
-        _SCAN_CACHE[key] = entry
+    key = (*_index_version(store), frozenset(allowed))
+    if key in _SCAN_CACHE:
+        _SCAN_CACHE.move_to_end(key)
+        entry = _SCAN_CACHE[key]
+    else:
+        entry = _load_selection(store, allowed, qvec.shape[0])
+        _SCAN_CACHE[key] = entry  # None too: a selection too large stays too large
         if len(_SCAN_CACHE) > _SCAN_CACHE_SIZE:
             _SCAN_CACHE.popitem(last=False)
-    else:
-        _SCAN_CACHE.move_to_end(key)
+    if entry is None:
+        return None
     ids, languages, mat = entry
     if not ids:
         return []
-    q = qvec / (float(np.linalg.norm(qvec)) or 1.0)
-    sims = mat @ q
+    sims = mat @ _unit(qvec)
     if langs:
         sims = np.where(np.isin(languages, langs), sims, -np.inf)
     k = min(n, len(ids))
     top = np.argpartition(-sims, k - 1)[:k]
     top = top[np.argsort(-sims[top])]
     return [ids[i] for i in top if np.isfinite(sims[i])]
+
+
+def _load_selection(
+    store: IndexStore, allowed: AbstractSet[str], dim: int
+) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+    """(chunk ids, languages, unit-length vectors) of the embedded chunks in `allowed`'s
+    files, or None when they hold more than `_SCAN_MAX_CHUNKS` chunks."""
+    if len(allowed) > _SCAN_MAX_CHUNKS:
+        return None
+    rows: list[tuple[str, str, bytes]] = []
+    paths = sorted(allowed)
+    for i in range(0, len(paths), 500):
+        part = paths[i : i + 500]
+        rows += store.sql.conn.execute(
+            "SELECT c.id, c.language, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash "
+            f"WHERE c.path IN ({','.join('?' * len(part))})", part,
+        ).fetchall()
+        if len(rows) > _SCAN_MAX_CHUNKS:
+            return None
+    rows = [r for r in rows if r[2] is not None and len(r[2]) == dim * 4]
+    return [r[0] for r in rows], np.array([r[1] for r in rows]), _unit_rows([r[2] for r in rows], dim)
 
 
 def _vector_team(
@@ -385,16 +392,23 @@ def _rows(store: IndexStore, ids: Sequence[str]) -> list[tuple[Candidate, bytes 
     return out
 
 
-def _cosines(qvec: np.ndarray, blobs: Sequence[bytes | None]) -> np.ndarray:
-    dim = qvec.shape[0]
+def _unit(vec: np.ndarray) -> np.ndarray:
+    return vec / (float(np.linalg.norm(vec)) or 1.0)
+
+
+def _unit_rows(blobs: Sequence[bytes | None], dim: int) -> np.ndarray:
+    """Stored float32 vectors as unit-length rows; a missing or malformed one is a zero row."""
     mat = np.zeros((len(blobs), dim), dtype=np.float32)
     for i, b in enumerate(blobs):
         if b is not None and len(b) == dim * 4:
             mat[i] = np.frombuffer(b, dtype=np.float32)
-    q = qvec / (float(np.linalg.norm(qvec)) or 1.0)
     norms = np.linalg.norm(mat, axis=1)
     norms[norms == 0] = 1.0
-    return (mat @ q) / norms
+    return mat / norms[:, None]
+
+
+def _cosines(qvec: np.ndarray, blobs: Sequence[bytes | None]) -> np.ndarray:
+    return _unit_rows(blobs, qvec.shape[0]) @ _unit(qvec)
 
 
 def candidates(

@@ -35,10 +35,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from codesearch_data import Query, build  # noqa: E402
+from codesearch_data import Query, build, state_dir  # noqa: E402
 
 from indexer import context as context_mod  # noqa: E402
-from indexer.chunking import CHUNKER_VERSION  # noqa: E402
 from indexer.embed import get_embedder  # noqa: E402
 from indexer.settings import Settings  # noqa: E402
 from indexer.types import SearchHit, Snippet  # noqa: E402
@@ -107,8 +106,7 @@ def _covered(snippets: Sequence[Snippet], q: Query) -> bool:
 
 def run_set(lang: str, split: str, root: Path, queries: list[Query], cache: Path, embedder: object,
             settings: Settings) -> dict:
-    # One cache per chunker version and chunk size, so comparing sizes never re-embeds.
-    state = cache / f"state-v{CHUNKER_VERSION}-t{embedder.max_tokens}" / f"{lang}-{split}"  # type: ignore[attr-defined]
+    state = state_dir(cache, lang, split, embedder.max_tokens)  # type: ignore[attr-defined]
     settings = settings.model_copy(update={"state_dir": state})
     t = time.perf_counter()
     ws = Workspace(root, settings, embedder=embedder)  # type: ignore[arg-type]

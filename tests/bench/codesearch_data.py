@@ -38,6 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from indexer.chunking import CHUNKER_VERSION  # noqa: E402
 from indexer.chunking.languages import parser_for  # noqa: E402
 
 DATA_VERSION = "4"
@@ -118,6 +119,12 @@ class Query:
     start_line: int
     end_line: int
     name: str
+
+
+def state_dir(cache: Path, lang: str, split: str, max_tokens: int) -> Path:
+    """Where the product's index of one (language, split) workspace is cached: one per
+    chunker version and chunk size, so comparing sizes or versions never re-embeds."""
+    return cache / f"state-v{CHUNKER_VERSION}-t{max_tokens}" / f"{lang}-{split}"
 
 
 def ensure_sources(cache: Path) -> None:

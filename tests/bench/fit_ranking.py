@@ -30,11 +30,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from codesearch_data import build  # noqa: E402
+from codesearch_data import build, state_dir  # noqa: E402
 
 from indexer import query as query_mod  # noqa: E402
 from indexer import ranking  # noqa: E402
-from indexer.chunking import CHUNKER_VERSION  # noqa: E402
 from indexer.embed import get_embedder  # noqa: E402
 from indexer.lexical import query_words  # noqa: E402
 from indexer.settings import Settings  # noqa: E402
@@ -53,8 +52,7 @@ def collect(cache: Path, refresh: bool) -> list[Pool]:
     for (lang, split), (root, queries) in sorted(sets.items()):
         if split != "tune":
             continue
-        state = cache / f"state-v{CHUNKER_VERSION}-t{embedder.max_tokens}" / f"{lang}-{split}"  # as bench_search_quality
-        ws = Workspace(root, Settings(state_dir=state), embedder=embedder)
+        ws = Workspace(root, Settings(state_dir=state_dir(cache, lang, split, embedder.max_tokens)), embedder=embedder)
         try:
             ws.index()
             for q in queries:
