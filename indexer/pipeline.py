@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer import testhooks
-from indexer.chunking import CHUNKER_VERSION, chunk_file
+from indexer.chunking import CHUNKER_VERSION, chunk_file, embedding_input
 from indexer.discover import (
     FileSource,
     IgnoreRules,
@@ -396,7 +396,8 @@ def embed_pending(
             return 0
         t = time.perf_counter()
         try:
-            vecs = ctx.embedder.embed_documents([text for _, text, _ in page])
+            inputs = [embedding_input(text) for _, text, _ in page]
+            vecs = ctx.embedder.embed_documents(inputs)
         except EmbedInputsFailed as exc:
             # A remote embedder rejected some texts: store the rest, report the files of
             # the rejected ones (their chunks keep no vector; lexical search still finds them).
@@ -410,7 +411,10 @@ def embed_pending(
         s.seconds["store"] += time.perf_counter() - t2
         s.chunks_embedded += len(page)
         s.chunks_reused += max(0, got - len(page))
-        s.tokens_embedded += sum(n for _, _, n in page)
+        # What the model was given: the text without its path line, cut at its input limit.
+        s.tokens_embedded += sum(
+            min(ctx.embedder.count_tokens(embedding_input(text)), ctx.embedder.max_tokens) for _, text, _ in page
+        )
         done_chunks += got
         if on_progress is not None and paths is None:
             on_progress(Progress("embed", 0, 0, done_chunks, chunks_left))

@@ -499,7 +499,10 @@ def search(
     if allowed is not None:
         pool = [c for c in pool if c.path in allowed]
     ranking.score(pool, query, mode)
-    pool.sort(key=lambda c: -c.score)
+    # Equal scores are common (copies of a file embed alike now that the path is not in
+    # the embedded text), so ties go by place: the same index answers in the same order
+    # however its stores were built or repaired.
+    pool.sort(key=lambda c: (-round(c.score, 9), c.path, c.start_line))
     hits = (c.hit() for c in pool)
     return [h for h in hits if h.score >= floor][:limit]  # the floor applies to the score a user sees
 

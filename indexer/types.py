@@ -31,8 +31,9 @@ class Symbol:
 class Chunk:
     """One embeddable piece of a file.
 
-    `text` is what gets embedded and lexically indexed: a short header (relative path,
-    enclosing container, signature) followed by the code itself. `body` is the code only,
+    `text` is what gets lexically indexed: the relative path on its own first line, then a
+    short header (enclosing containers, signature) and the code itself; the model embeds it
+    without the path line (`indexer.chunking.embedding_input`). `body` is the code only,
     exactly as in the file from `start_line` to `end_line`, for previews and context.
     """
 

@@ -569,18 +569,24 @@ class WorkspaceWatcher:
 
     def _rules_changed(self) -> None:
         log.info("ignore rules changed under %s; reloading", self.root)
-        self._filter.reload()
-        self._batcher.request_rescan()
-        if self._on_rules_changed is not None:
-            self._on_rules_changed()
+        self._filter.reload()  # at once, so the events that follow are filtered by them
         # Rebuilding the watches joins observer threads: not from inside one of them.
-        threading.Thread(target=self._safe_restart, name="forge-watch-restart", daemon=True).start()
+        threading.Thread(target=self._safe_restart, args=(True,), name="forge-watch-restart", daemon=True).start()
 
-    def _safe_restart(self) -> None:
+    def _safe_restart(self, rules_changed: bool = False) -> None:
         try:
             self.restart()
         except Exception:
             log.exception("could not rebuild the watches for %s", self.root)
+        if rules_changed:
+            # Read the rules again once the new watches are in place: the event that
+            # started this may have come before the rule file was fully written, and
+            # events that came while the watches were rebuilt are lost. Only then the
+            # rescan, so it runs under the rules as they now are.
+            self._filter.reload()
+            self._batcher.request_rescan()
+            if self._on_rules_changed is not None:
+                self._on_rules_changed()
 
     def _dir_created(self, abs_path: str) -> None:
         rel = self._rel(abs_path)

@@ -10,8 +10,9 @@
    definitions (imports, constants, statements) becomes symbol-less "glue" chunks.
 3. Neighbouring tiny definitions merge, so two-line getters do not each compete alone.
 
-The text a chunk carries for the embedder and the lexical index: the file's relative
-path, the enclosing containers' signature lines joined by " > ", the lead, then the code;
+The text a chunk carries for the lexical index: the file's relative path, the enclosing
+containers' signature lines joined by " > ", the lead, then the code; the embedder gets
+the same text without the path line (see `indexer.chunking.embedding_input`);
 every compound identifier is written as words (`parseHttpDate` → `parse http date`).
 The range (start_line..end_line, and `body`) is exactly the definition: it starts at the
 symbol's own first line, never at its comments, decorators or the file's leading lines.
@@ -215,6 +216,7 @@ class _Assembler:
         self.budget = budget
 
     def header(self, chain: list[Definition]) -> str:
+        """The path (first line; see `embedding_input`), then the containers' signatures."""
         if not chain:
             return self.rel_path
         return f"{self.rel_path}\n" + " > ".join(d.signature for d in chain)

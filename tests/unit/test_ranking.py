@@ -272,3 +272,25 @@ def test_a_path_filter_scans_its_selection_exactly(ws: Workspace) -> None:
     ts = query._vector(store, qvec, 50, ["typescript"], allowed)
     by_id = {cid: (path, lang) for cid, path, lang, _ in rows}
     assert ts and all(by_id[c][1] == "typescript" and by_id[c][0] in allowed for c in ts)
+
+
+def test_copies_of_a_file_tie_and_come_back_in_path_order(tmp_path: Path) -> None:
+    # The model is not given the path, so copies of a file get one vector and equal scores;
+    # ties go by path and line, whatever order the stores hold them in.
+    root = tmp_path / "ws"
+    for d in ("c", "a", "d", "b"):
+        (root / d).mkdir(parents=True)
+        (root / d / "parser.py").write_text(IMPL)
+    given: list[str] = []
+
+    class Recording(BagOfWords):
+        def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+            given.extend(texts)
+            return super().embed_documents(texts)
+
+    with Workspace(root, Settings(state_dir=tmp_path / "state"), embedder=Recording()) as w:
+        w.index()
+        hits = w.search("parse config text into settings", limit=4)
+    assert [h.path for h in hits] == ["a/parser.py", "b/parser.py", "c/parser.py", "d/parser.py"]
+    assert len({h.score for h in hits}) == 1
+    assert len(given) == 4 and all("parse config" in t and "parser.py" not in t for t in given)
