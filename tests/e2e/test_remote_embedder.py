@@ -132,6 +132,7 @@ def test_remote_vectors_match_the_local_model(llama_server: LlamaServer, local) 
 def test_index_through_the_server_stop_it_mid_run_and_resume(
     tmp_path: Path, llama_server: LlamaServer, local  # type: ignore[no-untyped-def]
 ) -> None:
+    from indexer.chunking import embedding_input
     from indexer.workspace import Workspace
 
     root = make_workspace(tmp_path / "ws", files=60)  # ~180 chunks: 2 pages of phase 2
@@ -187,7 +188,7 @@ def test_index_through_the_server_stop_it_mid_run_and_resume(
             "SELECT c.text, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash LIMIT 20"
         ).fetchall()
         stored = np.stack([np.frombuffer(b, dtype=np.float32) for _, b in got])
-        cos = np.sum(stored * local.embed_documents([t for t, _ in got]), axis=1)
+        cos = np.sum(stored * local.embed_documents([embedding_input(t) for t, _ in got]), axis=1)
         assert float(cos.min()) >= 0.999
     finally:
         ws.close()
