@@ -136,6 +136,8 @@ class ChangeBatcher:
         """Note that `path` changed; `settled` means its writer is done (an editor's save)."""
         now = time.monotonic()
         with self._cond:
+            if self._closed:
+                return  # a late event or rebuild thread after close: nobody takes batches now
             entry = self._pending.get(path)
             if settled:
                 # A save: the editor says the write is complete, so there is nothing to wait
@@ -157,6 +159,8 @@ class ChangeBatcher:
     def request_rescan(self) -> None:
         """Ask for a full rescan (directory moved away, rules changed, events lost)."""
         with self._cond:
+            if self._closed:
+                return
             self._rescan_deadline = time.monotonic() + self._delay
             self._cond.notify()
 

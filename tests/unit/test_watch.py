@@ -190,6 +190,18 @@ def test_a_failing_consumer_does_not_stop_the_batcher() -> None:
         b.close()
 
 
+
+def test_a_closed_batcher_ignores_late_changes_and_rescans(batches: Batches) -> None:
+    # A watch rebuild thread can still ask for a rescan after the root was closed; nothing
+    # may then look pending, or a shutdown waiting for idle would wait out its timeout.
+    b = ChangeBatcher(batches, delay_s=0.01)
+    b.close()
+    b.add("a.py")
+    b.request_rescan()
+    assert b.pending() == 0 and b.wait_idle(0.2)
+    assert not batches.items
+
+
 # --- PathFilter and the watch plan ----------------------------------------------------
 
 
