@@ -35,8 +35,9 @@ from indexer.discover import (
 )
 from indexer.errors import Cancelled, ForgeError
 from indexer.protocols import Cancellable, Embedder, Vectors
+from indexer.ranking import role_of
 from indexer.settings import Settings
-from indexer.store import FileRecord, IndexStore, StoredChunk, chunk_id, text_hash
+from indexer.store import FileRecord, IndexStore, PendingText, StoredChunk, chunk_id, text_hash
 from indexer.types import FileError, IndexSummary, Progress, Skipped, SourceFile, Symbol
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ INDEX_FORMAT = "1"  # bump when the stored layout or the id scheme changes
 _FLUSH_CHUNKS = 2000  # chunks per phase-1 flush: no embedding here, so flushes are cheap
 _FLUSH_FILES = 200
 EMBED_PAGE = 128  # texts per phase-2 page: bounds the work lost to a crash and a save's wait
+BRIEF_ROLES = frozenset({"test", "fixture", "generated", "vendor"})  # see model_input
 
 
 class EmbedInputsFailed(ForgeError):
@@ -395,31 +397,43 @@ def embed_pending(
         if not page:
             return 0
         t = time.perf_counter()
+        inputs = [model_input(p) for p in page]
         try:
-            inputs = [embedding_input(text) for _, text, _ in page]
             vecs = ctx.embedder.embed_documents(inputs)
         except EmbedInputsFailed as exc:
             # A remote embedder rejected some texts: store the rest, report the files of
             # the rejected ones (their chunks keep no vector; lexical search still finds them).
-            _report_failed(ctx, s, [(page[i][0], why) for i, why in exc.failed.items()])
+            _report_failed(ctx, s, [(page[i].text_hash, why) for i, why in exc.failed.items()])
             keep = [i for i in range(len(page)) if i not in exc.failed]
-            page, vecs = [page[i] for i in keep], exc.vectors[keep]
+            page, inputs, vecs = [page[i] for i in keep], [inputs[i] for i in keep], exc.vectors[keep]
         t2 = time.perf_counter()
         s.seconds["embed"] += t2 - t
-        got = ctx.store.sql.add_vectors([h for h, _, _ in page], vecs)
+        got = ctx.store.sql.add_vectors([p.text_hash for p in page], vecs)
         ctx.store.apply_journal()
         s.seconds["store"] += time.perf_counter() - t2
         s.chunks_embedded += len(page)
         s.chunks_reused += max(0, got - len(page))
-        # What the model was given: the text without its path line, cut at its input limit.
-        s.tokens_embedded += sum(
-            min(ctx.embedder.count_tokens(embedding_input(text)), ctx.embedder.max_tokens) for _, text, _ in page
-        )
+        # What the model was given, cut at its input limit.
+        s.tokens_embedded += sum(min(ctx.embedder.count_tokens(x), ctx.embedder.max_tokens) for x in inputs)
         done_chunks += got
         if on_progress is not None and paths is None:
             on_progress(Progress("embed", 0, 0, done_chunks, chunks_left))
         if budget_s is not None and time.perf_counter() - started >= budget_s:
             return ctx.store.sql.pending_counts()[1]
+
+
+def model_input(pending: PendingText) -> str:
+    """What the model embeds of a chunk text.
+
+    Chunks of tests, fixtures, generated and vendored files get a brief input (container,
+    signature line, first lines of code; see `embedding_input`): search demotes them for
+    plain queries anyway, a query that asks for them still meets their name and opening
+    words (and the lexical index reads all of them), and in repositories with tests they
+    hold a third or more of the code, the largest share of embedding time that plain
+    queries never benefit from (docs/benchmarks.md).
+    """
+    brief = role_of(pending.path) in BRIEF_ROLES
+    return embedding_input(pending.text, brief_from=pending.first_line if brief else None)
 
 
 def _report_failed(ctx: IndexContext, s: IndexSummary, failed: Sequence[tuple[str, str]]) -> None:

@@ -71,6 +71,17 @@ class StoredChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingText:
+    """A chunk text waiting for its vector, with what decides the model's input."""
+
+    text_hash: str
+    text: str
+    tokens: int
+    path: str  # of one chunk holding it (texts start with their path: one file)
+    first_line: str  # the chunk's first line of code, as in the file
+
+
+@dataclass(frozen=True, slots=True)
 class FileRecord:
     path: str
     sha256: str
@@ -283,8 +294,8 @@ class SqliteState:
 
     def pending_texts(
         self, limit: int, paths: Sequence[str] | None = None, after_rowid: int = 0
-    ) -> tuple[list[tuple[str, str, int]], int]:
-        """Up to `limit` distinct (text_hash, text, tokens) of chunks with no vector yet, in
+    ) -> tuple[list[PendingText], int]:
+        """Up to `limit` distinct texts of chunks with no vector yet, in
         file order after `after_rowid`, and the rowid to continue after.
 
         `paths` limits them to those files (a save embeds its own chunks, not the backlog).
@@ -300,14 +311,16 @@ class SqliteState:
             where += f" AND c.path IN ({','.join('?' * len(paths))})"
             args += list(paths)
             order = "+c.rowid"  # '+': sort the few rows the path index finds, never scan by rowid
-        q = f"SELECT c.rowid, c.text_hash, c.text, c.tokens FROM chunks c WHERE {where} ORDER BY {order} LIMIT ?"
-        out: dict[str, tuple[str, str, int]] = {}
+        first_line = "substr(c.body, 1, instr(c.body || char(10), char(10)) - 1)"
+        q = (f"SELECT c.rowid, c.text_hash, c.text, c.tokens, c.path, {first_line} FROM chunks c "
+             f"WHERE {where} ORDER BY {order} LIMIT ?")
+        out: dict[str, PendingText] = {}
         last = after_rowid
-        for rowid, h, text, tokens in self.conn.execute(q, [*args, limit * 2]):
+        for rowid, h, text, tokens, path, first in self.conn.execute(q, [*args, limit * 2]):
             if len(out) >= limit:
                 break
             last = rowid
-            out.setdefault(h, (h, text, int(tokens or 0)))
+            out.setdefault(h, PendingText(h, text, int(tokens or 0), path, first or ""))
         return list(out.values()), last
 
     def pending_counts(self) -> tuple[int, int]:

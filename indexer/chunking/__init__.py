@@ -4,7 +4,8 @@ Public API (the pipeline uses only this):
 - `CHUNKER_VERSION`: part of the index config hash; bump when output changes.
 - `language_for_path(rel_path)`: "python", "typescript", ..., "markdown", or "text".
 - `chunk_file(rel_path, text, count_tokens=..., max_tokens=...) -> ChunkedFile`.
-- `embedding_input(chunk_text)`: what the model embeds of a chunk's text.
+- `embedding_input(chunk_text, brief_from=None)`: what the model embeds of a chunk's text
+  (whole, or brief: see `indexer.pipeline.model_input` for who gets which).
 
 Every chunk's text starts with its file's relative path on a line of its own: the lexical
 index matches it and it keeps the text hash (the vector cache key) unique per file. The
@@ -25,18 +26,42 @@ from indexer.chunking.fit import CountTokens
 from indexer.chunking.languages import SPECS, language_for_path, parser_for
 from indexer.chunking.text import chunk_lines, chunk_markdown
 from indexer.chunking.treesitter import chunk_tree
+from indexer.lexical import embed_text
 from indexer.types import ChunkedFile
 
 __all__ = ["CHUNKER_VERSION", "SUPPORTED_LANGUAGES", "chunk_file", "embedding_input", "language_for_path"]
 
-CHUNKER_VERSION = "5"
+CHUNKER_VERSION = "6"
 SUPPORTED_LANGUAGES = tuple(sorted(SPECS))
 log = logging.getLogger(__name__)
 
 
-def embedding_input(chunk_text: str) -> str:
-    """A chunk's text without its first line, the path (see the module docstring)."""
-    return chunk_text.partition("\n")[2]
+BRIEF_CHARS = 120
+
+
+def embedding_input(chunk_text: str, *, brief_from: str | None = None) -> str:
+    """What the model embeds of a chunk's text: all but its first line, the path (see the
+    module docstring).
+
+    `brief_from` (the chunk's first line of code, as in the file) asks for a brief input:
+    the text's first line (a container's signature, or the start of the comment above),
+    then the code from that line on, up to BRIEF_CHARS characters. Comments and
+    decorators above a definition are skipped, so the symbol's own line is always in.
+    """
+    rest = chunk_text.partition("\n")[2]
+    if brief_from is None or len(rest) <= BRIEF_CHARS:
+        return rest
+    lines = rest.split("\n")
+    first_code = embed_text(brief_from).strip()
+    at = next((i for i, line in enumerate(lines) if line.strip() == first_code), 0)
+    out = lines[:1] if at > 0 else []
+    used = len(out[0]) + 1 if out else 0
+    for line in lines[at:]:
+        if used + len(line) + 1 > BRIEF_CHARS and used:
+            break
+        out.append(line[:BRIEF_CHARS])
+        used += len(line) + 1
+    return "\n".join(out)
 
 
 def split_lines(text: str) -> list[str]:

@@ -132,7 +132,8 @@ def test_remote_vectors_match_the_local_model(llama_server: LlamaServer, local) 
 def test_index_through_the_server_stop_it_mid_run_and_resume(
     tmp_path: Path, llama_server: LlamaServer, local  # type: ignore[no-untyped-def]
 ) -> None:
-    from indexer.chunking import embedding_input
+    from indexer.pipeline import model_input
+    from indexer.store import PendingText
     from indexer.workspace import Workspace
 
     root = make_workspace(tmp_path / "ws", files=60)  # ~180 chunks: 2 pages of phase 2
@@ -185,10 +186,12 @@ def test_index_through_the_server_stop_it_mid_run_and_resume(
 
         # The vectors the index holds are the local model's vectors.
         got = ws.store.sql.conn.execute(
-            "SELECT c.text, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash LIMIT 20"
+            "SELECT c.text_hash, c.text, c.tokens, c.path, substr(c.body, 1, instr(c.body || char(10), char(10)) - 1),"
+            " v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash LIMIT 20"
         ).fetchall()
-        stored = np.stack([np.frombuffer(b, dtype=np.float32) for _, b in got])
-        cos = np.sum(stored * local.embed_documents([embedding_input(t) for t, _ in got]), axis=1)
+        stored = np.stack([np.frombuffer(row[-1], dtype=np.float32) for row in got])
+        inputs = [model_input(PendingText(*row[:-1])) for row in got]
+        cos = np.sum(stored * local.embed_documents(inputs), axis=1)
         assert float(cos.min()) >= 0.999
     finally:
         ws.close()

@@ -242,3 +242,30 @@ def test_python_overload_stubs_fold_into_their_implementation() -> None:
     cf = chunk_file("load.py", src, count_tokens=count, max_tokens=256)
     assert [s.start_line for s in cf.symbols if s.name == "load"] == [8]
     assert [c.start_line for c in cf.chunks if c.symbol == "load"] == [8]
+
+
+def test_a_brief_model_input_keeps_the_container_and_the_symbol_line() -> None:
+    # Tests get a brief input (indexer.pipeline.model_input): a long decorator or comment
+    # above a test must not push its own name out of it.
+    from indexer.chunking import BRIEF_CHARS, embedding_input
+
+    text = (
+        "import pytest\n\n\nclass TestParser:\n"
+        "    # Several inputs, each with the value it must parse to, covering the edge cases.\n"
+        '    @pytest.mark.parametrize("text, expected", [("1s", 1), ("2m", 120), ("3h", 10800), ("bad", None)])\n'
+        "    def test_parse_duration_handles_units(self, text, expected):\n"
+        "        value = parse_duration(text)\n"
+        "        assert value == expected, f'{text!r} parsed to {value!r}, wanted {expected!r}'\n"
+        "        assert isinstance(value, int | None)\n"
+    )
+    lines = text.split("\n")
+    (method,) = [c for c in chunk_file("tests/test_x.py", text, count_tokens=count, max_tokens=256).chunks
+                 if c.symbol == "TestParser.test_parse_duration_handles_units"]
+    full = embedding_input(method.text)
+    brief = embedding_input(method.text, brief_from=lines[method.start_line - 1])
+    assert full.startswith("class test parser:") and "parametrize" in full and "isinstance" in full
+    assert brief.split("\n")[:2] == ["class test parser:", "    def test parse duration handles units(self, text, expected):"]
+    assert "parametrize" not in brief and "isinstance" not in brief and len(brief) <= BRIEF_CHARS
+    short = chunk_file("tests/test_y.py", "def test_one():\n    assert one() == 1\n", count_tokens=count, max_tokens=256)
+    (c,) = short.chunks
+    assert embedding_input(c.text, brief_from="def test_one():") == embedding_input(c.text)  # short: whole

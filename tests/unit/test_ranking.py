@@ -49,6 +49,17 @@ class BagOfWords:
         return self._vec(text)
 
 
+
+class Recording(BagOfWords):
+    """BagOfWords that keeps every document text it was given."""
+
+    def __init__(self) -> None:
+        self.given: list[str] = []
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self.given.extend(texts)
+        return super().embed_documents(texts)
+
 IMPL = '''def parse_config(text):
     settings = {}
     for line in text.splitlines():
@@ -281,16 +292,28 @@ def test_copies_of_a_file_tie_and_come_back_in_path_order(tmp_path: Path) -> Non
     for d in ("c", "a", "d", "b"):
         (root / d).mkdir(parents=True)
         (root / d / "parser.py").write_text(IMPL)
-    given: list[str] = []
-
-    class Recording(BagOfWords):
-        def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-            given.extend(texts)
-            return super().embed_documents(texts)
-
-    with Workspace(root, Settings(state_dir=tmp_path / "state"), embedder=Recording()) as w:
+    model = Recording()
+    with Workspace(root, Settings(state_dir=tmp_path / "state"), embedder=model) as w:
         w.index()
         hits = w.search("parse config text into settings", limit=4)
     assert [h.path for h in hits] == ["a/parser.py", "b/parser.py", "c/parser.py", "d/parser.py"]
     assert len({h.score for h in hits}) == 1
-    assert len(given) == 4 and all("parse config" in t and "parser.py" not in t for t in given)
+    assert len(model.given) == 4 and all("parse config" in t and "parser.py" not in t for t in model.given)
+
+
+def test_tests_are_embedded_briefly_and_code_in_full(tmp_path: Path) -> None:
+    body = "".join(f"    step_{i} = compute_step({i}, settings)\n" for i in range(12))
+    root = tmp_path / "ws"
+    (root / "src").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "src" / "steps.py").write_text(f"def run_steps(settings):\n{body}    return settings\n")
+    (root / "tests" / "test_steps.py").write_text(f"def test_run_steps(settings):\n{body}    assert settings\n")
+    model = Recording()
+    with Workspace(root, Settings(state_dir=tmp_path / "state"), embedder=model) as w:
+        summary = w.index()
+        assert w.search("tests for run steps", limit=1)[0].path == "tests/test_steps.py"  # still found when asked
+    (code,) = [t for t in model.given if t.startswith("def run steps")]
+    (test,) = [t for t in model.given if t.startswith("def test run steps")]
+    assert "step 11" in code and code.endswith("return settings")
+    assert "step 11" not in test and len(test) <= 120
+    assert summary.tokens_embedded == sum(min(model.count_tokens(t), 256) for t in model.given)
