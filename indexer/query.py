@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +53,7 @@ _DF_CACHE_TERMS = 50_000
 _DF_CACHE: dict[int, tuple[str | None, int, dict[str, int]]] = {}
 _PATHS_CACHE: OrderedDict[tuple[int, str | None, tuple[str, ...]], frozenset[str]] = OrderedDict()
 _PATHS_CACHE_SIZE = 32
-_SCAN_MAX_CHUNKS = 30_000  # a path filter's selection scanned exactly up to this size (45 MB of vectors)
+_SCAN_MAX_CHUNKS = 30_000  # a filter's selection scanned exactly up to this size (45 MB of vectors)
 _SCAN_CACHE: OrderedDict[
     tuple[int, str | None, frozenset[str]], tuple[list[str], np.ndarray, np.ndarray] | None
 ] = OrderedDict()
@@ -260,6 +260,12 @@ def _vector(
     kept = _keep(store, wide, langs, allowed if in_paths else None)
     if len(kept) >= n or len(wide) < n * _WIDEN:  # enough, or the whole index was seen
         return kept[:n]
+    if langs and not in_paths:
+        # The query landed where few chunks are in these languages (code clusters by
+        # language): scan them exactly rather than ask Chroma to brute-force its filter.
+        exact = _scan_languages(store, qvec, n, langs)
+        if exact is not None:
+            return exact
     clauses: list[dict[str, Any]] = []
     if langs:
         clauses.append({"language": {"$in": langs}})
@@ -280,12 +286,28 @@ def _scan_filtered(
     version, so a query costs one matrix product (under 1 ms for 5,000 chunks) instead of
     a wide approximate query whose results mostly fall outside the filter.
     """
-    key = (*_index_version(store), frozenset(allowed))
+    return _scan(store, qvec, n, langs, frozenset(allowed), lambda: _load_selection(store, allowed, qvec.shape[0]))
+
+
+def _scan_languages(store: IndexStore, qvec: np.ndarray, n: int, langs: list[str]) -> list[str] | None:
+    """Exact nearest chunks in `langs`, by brute-force cosine over their cached vectors;
+    None when they hold more than `_SCAN_MAX_CHUNKS` chunks (see `_scan_filtered`)."""
+    what = frozenset("\0" + lang for lang in langs)  # never a path
+    return _scan(store, qvec, n, langs, what, lambda: _load_languages(store, langs, qvec.shape[0]))
+
+
+def _scan(
+    store: IndexStore, qvec: np.ndarray, n: int, langs: list[str], what: frozenset[str],
+    load: Callable[[], tuple[list[str], np.ndarray, np.ndarray] | None],
+) -> list[str] | None:
+    """The nearest `n` of a selection's cached matrix (`what` names it: its paths, or its
+    languages; `load` reads it)."""
+    key = (*_index_version(store), what)
     if key in _SCAN_CACHE:
         _SCAN_CACHE.move_to_end(key)
         entry = _SCAN_CACHE[key]
     else:
-        entry = _load_selection(store, allowed, qvec.shape[0])
+        entry = load()
         _SCAN_CACHE[key] = entry  # None too: a selection too large stays too large
         if len(_SCAN_CACHE) > _SCAN_CACHE_SIZE:
             _SCAN_CACHE.popitem(last=False)
@@ -322,6 +344,35 @@ def _load_selection(
             return None
     rows = [r for r in rows if r[2] is not None and len(r[2]) == dim * 4]
     return [r[0] for r in rows], np.array([r[1] for r in rows]), _unit_rows([r[2] for r in rows], dim)
+
+
+def _load_languages(
+    store: IndexStore, langs: list[str], dim: int
+) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+    """(chunk ids, languages, unit-length vectors) of the embedded chunks in `langs`, or
+    None when they are more than `_SCAN_MAX_CHUNKS`."""
+    marks = ",".join("?" * len(langs))
+    (count,) = store.sql.conn.execute(f"SELECT count(*) FROM chunks WHERE language IN ({marks})", langs).fetchone()
+    if count > _SCAN_MAX_CHUNKS:
+        return None
+    # Streamed into one preallocated matrix, normalised in place: a selection can be 45 MB,
+    # and a list of its rows plus a normalised copy would triple the peak.
+    ids: list[str] = []
+    languages: list[str] = []
+    mat = np.empty((count, dim), dtype=np.float32)
+    for cid, lang, blob in store.sql.conn.execute(
+        "SELECT c.id, c.language, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash "
+        f"WHERE c.language IN ({marks})", langs,
+    ):
+        if blob is not None and len(blob) == dim * 4 and len(ids) < count:
+            mat[len(ids)] = np.frombuffer(blob, dtype=np.float32)
+            ids.append(cid)
+            languages.append(lang)
+    mat = mat[: len(ids)]
+    norms = np.linalg.norm(mat, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    mat /= norms
+    return ids, np.array(languages), mat
 
 
 def _vector_team(

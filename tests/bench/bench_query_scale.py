@@ -56,6 +56,7 @@ class SyntheticDocs:
     def __init__(self, real: Any, seeds: np.ndarray) -> None:
         self.real = real
         self.seeds = seeds
+        self.made = 0
 
     def __getattr__(self, name: str) -> Any:  # dim, max_tokens, model_id, count_tokens, embed_query...
         return getattr(self.real, name)
@@ -64,7 +65,11 @@ class SyntheticDocs:
         out = np.empty((len(texts), self.seeds.shape[1]), dtype=np.float32)
         for i, t in enumerate(texts):
             h = int.from_bytes(hashlib.sha1(t.encode("utf-8", "replace")).digest()[:8], "little")
-            rng = np.random.default_rng(h)
+            # The model is not given the path, so the numbered copies of a file send the same
+            # texts; their noise differs (by the running count) so that the index holds 100k
+            # distinct vectors, as a real repository would, not 19 exact copies of each.
+            self.made += 1
+            rng = np.random.default_rng([h, self.made])
             v = self.seeds[h % len(self.seeds)] + rng.normal(0, 0.25 / np.sqrt(out.shape[1]) * 4, out.shape[1])
             out[i] = v / np.linalg.norm(v)
         return out

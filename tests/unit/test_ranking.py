@@ -265,7 +265,7 @@ def test_long_hybrid_queries_keep_their_rarest_terms_in_a_large_index() -> None:
     assert _selective(100_000, {"a": 1_999, "b": 1_998, "c": 1_997}) != []  # never nothing
 
 
-def test_a_path_filter_scans_its_selection_exactly(ws: Workspace) -> None:
+def test_path_and_language_filters_scan_their_selection_exactly(ws: Workspace) -> None:
     from indexer import lexical, query
 
     store = ws.store
@@ -283,6 +283,11 @@ def test_a_path_filter_scans_its_selection_exactly(ws: Workspace) -> None:
     ts = query._vector(store, qvec, 50, ["typescript"], allowed)
     by_id = {cid: (path, lang) for cid, path, lang, _ in rows}
     assert ts and all(by_id[c][1] == "typescript" and by_id[c][0] in allowed for c in ts)
+    # A language filter whose wide query found too few falls back to the same exact scan.
+    python = sorted((sim[cid] for cid, _, lang, _ in rows if lang == "python"), reverse=True)
+    scanned = query._scan_languages(store, qvec, 2, ["python"])
+    assert scanned and [round(sim[c], 5) for c in scanned] == [round(s, 5) for s in python[:2]]
+    assert all(by_id[c][1] == "python" for c in scanned)
 
 
 def test_copies_of_a_file_tie_and_come_back_in_path_order(tmp_path: Path) -> None:
