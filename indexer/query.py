@@ -113,8 +113,9 @@ def _check_floor(min_score: object) -> float:
 
 def _index_version(store: IndexStore) -> tuple[int, str | None]:
     """The part of every per-index cache key here: which store, and its `last_indexed`
-    stamp, which every write sets (so any change to the index invalidates the entry)."""
-    return id(store), store.sql.get_meta("last_indexed")
+    and `vectors_at` stamps, which every write of files or vectors sets (so any change to
+    the index invalidates the entry)."""
+    return id(store), f"{store.sql.get_meta('last_indexed')}/{store.sql.get_meta('vectors_at')}"
 
 
 def matching_paths(store: IndexStore, globs: Sequence[str]) -> frozenset[str]:
@@ -254,6 +255,13 @@ def _vector(
         exact = _scan_filtered(store, qvec, n, langs, allowed)
         if exact is not None:
             return exact
+    else:
+        # An index of up to _SCAN_MAX_CHUNKS chunks is searched exactly: no approximate
+        # graph between the query and its answer, and the same stored vectors give the same
+        # answers however Chroma's graph was built or rebuilt.
+        exact = _scan_all(store, qvec, n, langs)
+        if exact is not None:
+            return exact
     if not langs and not in_paths:
         return [cid for cid, _ in store.vectors.query(qvec, n, None)]
     wide = [cid for cid, _ in store.vectors.query(qvec, n * _WIDEN, None)]
@@ -287,6 +295,12 @@ def _scan_filtered(
     a wide approximate query whose results mostly fall outside the filter.
     """
     return _scan(store, qvec, n, langs, frozenset(allowed), lambda: _load_selection(store, allowed, qvec.shape[0]))
+
+
+def _scan_all(store: IndexStore, qvec: np.ndarray, n: int, langs: list[str]) -> list[str] | None:
+    """Exact nearest chunks of the whole index (in `langs`, if given); None when it holds
+    more than `_SCAN_MAX_CHUNKS` chunks."""
+    return _scan(store, qvec, n, langs, frozenset({"\0*"}), lambda: _load_rows(store, "", [], qvec.shape[0]))
 
 
 def _scan_languages(store: IndexStore, qvec: np.ndarray, n: int, langs: list[str]) -> list[str] | None:
@@ -351,8 +365,15 @@ def _load_languages(
 ) -> tuple[list[str], np.ndarray, np.ndarray] | None:
     """(chunk ids, languages, unit-length vectors) of the embedded chunks in `langs`, or
     None when they are more than `_SCAN_MAX_CHUNKS`."""
-    marks = ",".join("?" * len(langs))
-    (count,) = store.sql.conn.execute(f"SELECT count(*) FROM chunks WHERE language IN ({marks})", langs).fetchone()
+    return _load_rows(store, f"WHERE c.language IN ({','.join('?' * len(langs))})", langs, dim)
+
+
+def _load_rows(
+    store: IndexStore, where: str, args: list[str], dim: int
+) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+    """(chunk ids, languages, unit-length vectors) of the embedded chunks `where` selects,
+    or None when it selects more than `_SCAN_MAX_CHUNKS`."""
+    (count,) = store.sql.conn.execute(f"SELECT count(*) FROM chunks c {where}", args).fetchone()
     if count > _SCAN_MAX_CHUNKS:
         return None
     # Streamed into one preallocated matrix, normalised in place: a selection can be 45 MB,
@@ -361,8 +382,7 @@ def _load_languages(
     languages: list[str] = []
     mat = np.empty((count, dim), dtype=np.float32)
     for cid, lang, blob in store.sql.conn.execute(
-        "SELECT c.id, c.language, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash "
-        f"WHERE c.language IN ({marks})", langs,
+        f"SELECT c.id, c.language, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash {where}", args,
     ):
         if blob is not None and len(blob) == dim * 4 and len(ids) < count:
             mat[len(ids)] = np.frombuffer(blob, dtype=np.float32)

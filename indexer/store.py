@@ -368,6 +368,12 @@ class SqliteState:
     def _insert_vectors(conn: sqlite3.Connection, hashes: Sequence[str], vectors: Vectors) -> None:
         rows = [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors, strict=True)]
         conn.executemany("INSERT OR REPLACE INTO vectors(text_hash, vector) VALUES(?, ?)", rows)
+        # Search caches matrices of stored vectors per index version (indexer.query): new
+        # vectors are a new version, even when no file changed (phase 2, repair).
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES('vectors_at', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (str(time.time_ns()),),
+        )
 
     def replace_file(
         self,
