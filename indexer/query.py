@@ -54,10 +54,12 @@ _DF_CACHE: dict[int, tuple[str | None, int, dict[str, int]]] = {}
 _PATHS_CACHE: OrderedDict[tuple[int, str | None, tuple[str, ...]], frozenset[str]] = OrderedDict()
 _PATHS_CACHE_SIZE = 32
 _SCAN_MAX_CHUNKS = 30_000  # a filter's selection scanned exactly up to this size (45 MB of vectors)
-_SCAN_CACHE: OrderedDict[
-    tuple[int, str | None, frozenset[str]], tuple[list[str], np.ndarray, np.ndarray] | None
-] = OrderedDict()
+_SCAN_CACHE: OrderedDict[tuple[int, str | None, frozenset[str]], tuple[list[str], np.ndarray, np.ndarray]] = OrderedDict()
 _SCAN_CACHE_SIZE = 2
+# Selections found too large to scan: kept apart, so that the verdict a large index gets on
+# every unfiltered query does not take one of the two matrix slots.
+_TOO_LARGE: OrderedDict[tuple[int, str | None, frozenset[str]], None] = OrderedDict()
+_TOO_LARGE_SIZE = 32
 _COMMON_SHARE = 0.05  # see _selective
 _COMMON_MIN = 2000
 _POSTINGS_BUDGET = 5_000  # see _selective
@@ -294,20 +296,26 @@ def _scan_filtered(
     version, so a query costs one matrix product (under 1 ms for 5,000 chunks) instead of
     a wide approximate query whose results mostly fall outside the filter.
     """
-    return _scan(store, qvec, n, langs, frozenset(allowed), lambda: _load_selection(store, allowed, qvec.shape[0]))
+    if len(allowed) > _SCAN_MAX_CHUNKS:  # more files than the chunk limit: too large
+        return None
+    paths = sorted(allowed)
+    parts = [(f"WHERE c.path IN ({','.join('?' * len(paths[i : i + 500]))})", paths[i : i + 500])
+             for i in range(0, len(paths), 500)]
+    return _scan(store, qvec, n, langs, frozenset(allowed), lambda: _load_rows(store, parts, qvec.shape[0]))
 
 
 def _scan_all(store: IndexStore, qvec: np.ndarray, n: int, langs: list[str]) -> list[str] | None:
     """Exact nearest chunks of the whole index (in `langs`, if given); None when it holds
     more than `_SCAN_MAX_CHUNKS` chunks."""
-    return _scan(store, qvec, n, langs, frozenset({"\0*"}), lambda: _load_rows(store, "", [], qvec.shape[0]))
+    return _scan(store, qvec, n, langs, frozenset({"\0*"}), lambda: _load_rows(store, [("", [])], qvec.shape[0]))
 
 
 def _scan_languages(store: IndexStore, qvec: np.ndarray, n: int, langs: list[str]) -> list[str] | None:
     """Exact nearest chunks in `langs`, by brute-force cosine over their cached vectors;
     None when they hold more than `_SCAN_MAX_CHUNKS` chunks (see `_scan_filtered`)."""
     what = frozenset("\0" + lang for lang in langs)  # never a path
-    return _scan(store, qvec, n, langs, what, lambda: _load_languages(store, langs, qvec.shape[0]))
+    parts = [(f"WHERE c.language IN ({','.join('?' * len(langs))})", langs)]
+    return _scan(store, qvec, n, langs, what, lambda: _load_rows(store, parts, qvec.shape[0]))
 
 
 def _scan(
@@ -317,16 +325,21 @@ def _scan(
     """The nearest `n` of a selection's cached matrix (`what` names it: its paths, or its
     languages; `load` reads it)."""
     key = (*_index_version(store), what)
-    if key in _SCAN_CACHE:
+    if key in _TOO_LARGE:
+        return None
+    entry = _SCAN_CACHE.get(key)
+    if entry is not None:
         _SCAN_CACHE.move_to_end(key)
-        entry = _SCAN_CACHE[key]
     else:
-        entry = load()
-        _SCAN_CACHE[key] = entry  # None too: a selection too large stays too large
+        loaded = load()
+        if loaded is None:  # a selection too large stays too large until the index changes
+            _TOO_LARGE[key] = None
+            if len(_TOO_LARGE) > _TOO_LARGE_SIZE:
+                _TOO_LARGE.popitem(last=False)
+            return None
+        entry = _SCAN_CACHE[key] = loaded
         if len(_SCAN_CACHE) > _SCAN_CACHE_SIZE:
             _SCAN_CACHE.popitem(last=False)
-    if entry is None:
-        return None
     ids, languages, mat = entry
     if not ids:
         return []
@@ -339,55 +352,31 @@ def _scan(
     return [ids[i] for i in top if np.isfinite(sims[i])]
 
 
-def _load_selection(
-    store: IndexStore, allowed: AbstractSet[str], dim: int
-) -> tuple[list[str], np.ndarray, np.ndarray] | None:
-    """(chunk ids, languages, unit-length vectors) of the embedded chunks in `allowed`'s
-    files, or None when they hold more than `_SCAN_MAX_CHUNKS` chunks."""
-    if len(allowed) > _SCAN_MAX_CHUNKS:
-        return None
-    rows: list[tuple[str, str, bytes]] = []
-    paths = sorted(allowed)
-    for i in range(0, len(paths), 500):
-        part = paths[i : i + 500]
-        rows += store.sql.conn.execute(
-            "SELECT c.id, c.language, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash "
-            f"WHERE c.path IN ({','.join('?' * len(part))})", part,
-        ).fetchall()
-        if len(rows) > _SCAN_MAX_CHUNKS:
-            return None
-    rows = [r for r in rows if r[2] is not None and len(r[2]) == dim * 4]
-    return [r[0] for r in rows], np.array([r[1] for r in rows]), _unit_rows([r[2] for r in rows], dim)
-
-
-def _load_languages(
-    store: IndexStore, langs: list[str], dim: int
-) -> tuple[list[str], np.ndarray, np.ndarray] | None:
-    """(chunk ids, languages, unit-length vectors) of the embedded chunks in `langs`, or
-    None when they are more than `_SCAN_MAX_CHUNKS`."""
-    return _load_rows(store, f"WHERE c.language IN ({','.join('?' * len(langs))})", langs, dim)
-
-
 def _load_rows(
-    store: IndexStore, where: str, args: list[str], dim: int
+    store: IndexStore, parts: Sequence[tuple[str, Sequence[str]]], dim: int
 ) -> tuple[list[str], np.ndarray, np.ndarray] | None:
-    """(chunk ids, languages, unit-length vectors) of the embedded chunks `where` selects,
-    or None when it selects more than `_SCAN_MAX_CHUNKS`."""
-    (count,) = store.sql.conn.execute(f"SELECT count(*) FROM chunks c {where}", args).fetchone()
-    if count > _SCAN_MAX_CHUNKS:
-        return None
+    """(chunk ids, languages, unit-length vectors) of the embedded chunks that the `parts`
+    (WHERE clauses over `chunks c`, with their arguments) select together, or None when they
+    select more than `_SCAN_MAX_CHUNKS`. Several parts keep long path lists under SQLite's
+    limit on arguments."""
+    count = 0
+    for where, args in parts:
+        count += store.sql.conn.execute(f"SELECT count(*) FROM chunks c {where}", args).fetchone()[0]
+        if count > _SCAN_MAX_CHUNKS:
+            return None
     # Streamed into one preallocated matrix, normalised in place: a selection can be 45 MB,
     # and a list of its rows plus a normalised copy would triple the peak.
     ids: list[str] = []
     languages: list[str] = []
     mat = np.empty((count, dim), dtype=np.float32)
-    for cid, lang, blob in store.sql.conn.execute(
-        f"SELECT c.id, c.language, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash {where}", args,
-    ):
-        if blob is not None and len(blob) == dim * 4 and len(ids) < count:
-            mat[len(ids)] = np.frombuffer(blob, dtype=np.float32)
-            ids.append(cid)
-            languages.append(lang)
+    for where, args in parts:
+        for cid, lang, blob in store.sql.conn.execute(
+            f"SELECT c.id, c.language, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash {where}", args,
+        ):
+            if blob is not None and len(blob) == dim * 4 and len(ids) < count:
+                mat[len(ids)] = np.frombuffer(blob, dtype=np.float32)
+                ids.append(cid)
+                languages.append(lang)
     mat = mat[: len(ids)]
     norms = np.linalg.norm(mat, axis=1, keepdims=True)
     norms[norms == 0] = 1.0

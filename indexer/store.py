@@ -76,7 +76,6 @@ class PendingText:
 
     text_hash: str
     text: str
-    tokens: int
     path: str  # of one chunk holding it (texts start with their path: one file)
     first_line: str  # the chunk's first line of code, as in the file
 
@@ -312,15 +311,15 @@ class SqliteState:
             args += list(paths)
             order = "+c.rowid"  # '+': sort the few rows the path index finds, never scan by rowid
         first_line = "substr(c.body, 1, instr(c.body || char(10), char(10)) - 1)"
-        q = (f"SELECT c.rowid, c.text_hash, c.text, c.tokens, c.path, {first_line} FROM chunks c "
+        q = (f"SELECT c.rowid, c.text_hash, c.text, c.path, {first_line} FROM chunks c "
              f"WHERE {where} ORDER BY {order} LIMIT ?")
         out: dict[str, PendingText] = {}
         last = after_rowid
-        for rowid, h, text, tokens, path, first in self.conn.execute(q, [*args, limit * 2]):
+        for rowid, h, text, path, first in self.conn.execute(q, [*args, limit * 2]):
             if len(out) >= limit:
                 break
             last = rowid
-            out.setdefault(h, PendingText(h, text, int(tokens or 0), path, first or ""))
+            out.setdefault(h, PendingText(h, text, path, first or ""))
         return list(out.values()), last
 
     def pending_counts(self) -> tuple[int, int]:
@@ -364,16 +363,12 @@ class SqliteState:
         with self.transaction() as conn:
             self._insert_vectors(conn, hashes, vectors)
 
-    @staticmethod
-    def _insert_vectors(conn: sqlite3.Connection, hashes: Sequence[str], vectors: Vectors) -> None:
+    def _insert_vectors(self, conn: sqlite3.Connection, hashes: Sequence[str], vectors: Vectors) -> None:
         rows = [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors, strict=True)]
         conn.executemany("INSERT OR REPLACE INTO vectors(text_hash, vector) VALUES(?, ?)", rows)
         # Search caches matrices of stored vectors per index version (indexer.query): new
         # vectors are a new version, even when no file changed (phase 2, repair).
-        conn.execute(
-            "INSERT INTO meta(key, value) VALUES('vectors_at', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (str(time.time_ns()),),
-        )
+        self.set_meta("vectors_at", str(time.time_ns()), conn)
 
     def replace_file(
         self,
