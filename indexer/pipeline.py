@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer import testhooks
-from indexer.chunking import CHUNKER_VERSION, chunk_file, embedding_input
+from indexer.chunking import CHUNKER_VERSION, SUPPORTED_LANGUAGES, chunk_file, embedding_input
 from indexer.discover import (
     FileSource,
     IgnoreRules,
@@ -398,14 +398,21 @@ def embed_pending(
             return 0
         t = time.perf_counter()
         inputs = [model_input(p) for p in page]
+        # Texts of different files can give the model the same input (copied files, brief
+        # tests that open alike, one-line glue): each distinct input is embedded once.
+        distinct = list(dict.fromkeys(inputs))
+        row = {x: i for i, x in enumerate(distinct)}
         try:
-            vecs = ctx.embedder.embed_documents(inputs)
+            vecs = ctx.embedder.embed_documents(distinct)
         except EmbedInputsFailed as exc:
             # A remote embedder rejected some texts: store the rest, report the files of
             # the rejected ones (their chunks keep no vector; lexical search still finds them).
-            _report_failed(ctx, s, [(page[i].text_hash, why) for i, why in exc.failed.items()])
-            keep = [i for i in range(len(page)) if i not in exc.failed]
-            page, inputs, vecs = [page[i] for i in keep], [inputs[i] for i in keep], exc.vectors[keep]
+            bad = {i: exc.failed[row[x]] for i, x in enumerate(inputs) if row[x] in exc.failed}
+            _report_failed(ctx, s, [(page[i].text_hash, why) for i, why in bad.items()])
+            keep = [i for i in range(len(page)) if i not in bad]
+            page, inputs, vecs = [page[i] for i in keep], [inputs[i] for i in keep], exc.vectors
+            distinct = [x for i, x in enumerate(distinct) if i not in exc.failed]
+        vecs = vecs[[row[x] for x in inputs]]
         t2 = time.perf_counter()
         s.seconds["embed"] += t2 - t
         got = ctx.store.sql.add_vectors([p.text_hash for p in page], vecs)
@@ -414,7 +421,7 @@ def embed_pending(
         s.chunks_embedded += len(page)
         s.chunks_reused += max(0, got - len(page))
         # What the model was given, cut at its input limit.
-        s.tokens_embedded += sum(min(ctx.embedder.count_tokens(x), ctx.embedder.max_tokens) for x in inputs)
+        s.tokens_embedded += sum(min(ctx.embedder.count_tokens(x), ctx.embedder.max_tokens) for x in distinct)
         done_chunks += got
         if on_progress is not None and paths is None:
             on_progress(Progress("embed", 0, 0, done_chunks, chunks_left))
@@ -425,14 +432,22 @@ def embed_pending(
 def model_input(pending: PendingText) -> str:
     """What the model embeds of a chunk text.
 
-    Chunks of tests, fixtures, generated and vendored files get a brief input (container,
-    signature line, first lines of code; see `embedding_input`): search demotes them for
-    plain queries anyway, a query that asks for them still meets their name and opening
-    words (and the lexical index reads all of them), and in repositories with tests they
-    hold a third or more of the code, the largest share of embedding time that plain
-    queries never benefit from (docs/benchmarks.md).
+    Two kinds of chunk get a brief input (container, first line, first words of code; see
+    `embedding_input`); the lexical index still reads all of their text:
+
+    - chunks of tests, fixtures, generated and vendored files: search demotes them for
+      plain queries anyway, a query that asks for them still meets their name and opening
+      words, and in repositories with tests they hold a third or more of the code, the
+      largest share of embedding time that plain queries never benefit from;
+    - glue, the code between definitions of a parsed language (imports, re-exports,
+      constants, module statements): a quarter of the tokens, mostly import lists whose
+      words the lexical side matches as well; a module's opening comment or first
+      statement says what it holds.
+
+    Both measured in docs/benchmarks.md.
     """
-    brief = role_of(pending.path) in BRIEF_ROLES
+    glue = pending.kind is None and pending.language in SUPPORTED_LANGUAGES
+    brief = glue or role_of(pending.path) in BRIEF_ROLES
     return embedding_input(pending.text, brief_from=pending.first_line if brief else None)
 
 

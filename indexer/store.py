@@ -78,6 +78,8 @@ class PendingText:
     text: str
     path: str  # of one chunk holding it (texts start with their path: one file)
     first_line: str  # the chunk's first line of code, as in the file
+    kind: str | None = None  # the chunk's symbol kind; None for glue and text windows
+    language: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,15 +313,15 @@ class SqliteState:
             args += list(paths)
             order = "+c.rowid"  # '+': sort the few rows the path index finds, never scan by rowid
         first_line = "substr(c.body, 1, instr(c.body || char(10), char(10)) - 1)"
-        q = (f"SELECT c.rowid, c.text_hash, c.text, c.path, {first_line} FROM chunks c "
+        q = (f"SELECT c.rowid, c.text_hash, c.text, c.path, {first_line}, c.kind, c.language FROM chunks c "
              f"WHERE {where} ORDER BY {order} LIMIT ?")
         out: dict[str, PendingText] = {}
         last = after_rowid
-        for rowid, h, text, path, first in self.conn.execute(q, [*args, limit * 2]):
+        for rowid, h, text, path, first, kind, language in self.conn.execute(q, [*args, limit * 2]):
             if len(out) >= limit:
                 break
             last = rowid
-            out.setdefault(h, PendingText(h, text, path, first or ""))
+            out.setdefault(h, PendingText(h, text, path, first or "", kind or None, language or ""))
         return list(out.values()), last
 
     def pending_counts(self) -> tuple[int, int]:

@@ -1,6 +1,7 @@
 """Indexing speed of the whole pipeline against a naive index, side by side in one run.
 
     nice -n 10 .venv/bin/python tests/bench/bench_index_speed.py [--cache DIR] [--runs N]
+        [--baseline-rev REV]
 
 The corpus: the eight blanked workspaces of `bench_search_quality.py` copied into one
 folder (about 470 files, 1.5 MB of Python, Go, Rust and TypeScript/JS; built at run time,
@@ -15,6 +16,11 @@ timed from the child's start (imports and model load included), the two alternat
 - **naive windows**: 40-line windows of every code file embedded by the same llama.cpp
   embedder (same model, threads and batching) at the model's trained input length of
   256 tokens, with nothing stored: the least a semantic index has to do.
+- **forge-indexer at REV** (with `--baseline-rev`, e.g. 0f6a417, the pipeline the search
+  issue started from): the same run as the first system, with the package as it was at
+  that commit (`git archive` into a temporary folder, its own model cache, converted by
+  an untimed warm-up). Speed targets stated against an older version become a ratio
+  measured on one machine in one run.
 
 The machine is shared and moves by +-20%: compare the two columns of one run, not runs.
 """
@@ -23,11 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +105,30 @@ def child_windows(corpus: Path) -> dict[str, Any]:
             "chunks": len(texts), "texts": len(texts)}
 
 
-def run_child(kind: str, corpus: Path) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, __file__, "--child", kind, str(corpus)],
-                          capture_output=True, text=True, timeout=3600)
+def baseline_checkout(rev: str, dest: Path) -> Path:
+    """The repository at `rev` (tracked files only), unpacked under `dest`."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
+
+
+def child_warm() -> dict[str, Any]:
+    """Convert and load the default model once, untimed (a baseline's private cache)."""
+    from indexer.embed import get_embedder
+    from indexer.settings import Settings
+
+    get_embedder(Settings())
+    return {}
+
+
+def run_child(kind: str, corpus: Path, base: Path | None = None) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", kind, str(corpus)]
+    env = None
+    if base is not None:  # an older version: its own code and its own model cache
+        cmd += ["--repo", str(base)]
+        env = {**os.environ, "FORGE_INDEXER_CACHE_DIR": str(base / ".model-cache")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{kind} run failed:\n{proc.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -110,35 +139,51 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "forge-bench")
     ap.add_argument("--runs", type=int, default=1, help="alternating runs of each system")
+    ap.add_argument("--baseline-rev", metavar="REV", help="also time forge-indexer as it was at this commit")
     ap.add_argument("--child", nargs=2, metavar=("KIND", "CORPUS"), help=argparse.SUPPRESS)
+    ap.add_argument("--repo", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
+        if args.repo:  # before anything imports the package
+            sys.path.insert(0, str(args.repo))
         kind, corpus = args.child
-        result = (child_ours if kind == "ours" else child_windows)(Path(corpus))
-        print(json.dumps(result))
+        run = {"ours": child_ours, "windows": child_windows, "warm": lambda _c: child_warm()}[kind]
+        print(json.dumps(run(Path(corpus))))
         return
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
         corpus = build_corpus(args.cache, Path(tmp) / "corpus")
         files = [f for f in corpus.rglob("*") if f.is_file()]
         size = sum(f.stat().st_size for f in files)
         print(f"corpus: {len(files)} files, {size / 1e6:.2f} MB")
-        results: dict[str, list[dict[str, Any]]] = {"ours": [], "windows": []}
+        systems: dict[str, tuple[str, Path | None]] = {"ours": ("ours", None), "windows": ("windows", None)}
+        if args.baseline_rev:
+            base = baseline_checkout(args.baseline_rev, Path(tmp) / "base")
+            run_child("warm", corpus, base)
+            systems[args.baseline_rev] = ("ours", base)
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name in systems}
         for _ in range(args.runs):
-            for kind in results:
-                results[kind].append(run_child(kind, corpus))
-                print(f"  {kind}: {json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in results[kind][-1].items()})}")
+            for name, (kind, where) in systems.items():
+                results[name].append(run_child(kind, corpus, where))
+                print(f"  {name}: {json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in results[name][-1].items()})}")
     best = {k: min(v, key=lambda r: r["total_s"]) for k, v in results.items()}
-    ours, win = best["ours"], best["windows"]
-    print("\n| | forge-indexer | naive 40-line windows |\n|---|---|---|")
-    print(f"| chunks embedded | {ours['texts']:,} | {win['texts']:,} |")
-    print(f"| tokens given to the model | {ours['tokens'] / 1000:.0f}k | {win['tokens'] / 1000:.0f}k |")
-    print(f"| tokens per chunk | {ours['tokens'] / max(1, ours['texts']):.0f} | {win['tokens'] / max(1, win['texts']):.0f} |")
-    print(f"| embedding | {ours['embed_s']:.1f} s ({ours['tokens'] / ours['embed_s'] / 1000:.1f}k tokens/s) | "
-          f"{win['embed_s']:.1f} s ({win['tokens'] / win['embed_s'] / 1000:.1f}k tokens/s) |")
-    print(f"| whole run, from process start | {ours['total_s']:.1f} s | {win['total_s']:.1f} s |")
-    print(f"| first lexical answer | {ours.get('first_lexical_s', float('nan')):.1f} s | none |")
-    print(f"| every file stored | {ours.get('files_stored_s', float('nan')):.1f} s | |")
-    print(f"\nwhole run: windows / ours = {win['total_s'] / ours['total_s']:.2f}x")
+    names = ["forge-indexer", "naive 40-line windows"] + [f"forge-indexer at {args.baseline_rev}"] * bool(args.baseline_rev)
+    rows = list(best.values())
+    print("\n| | " + " | ".join(names) + " |\n" + "|---" * (len(names) + 1) + "|")
+
+    def row(label: str, cell: Callable[[dict[str, Any]], str]) -> None:
+        print(f"| {label} | " + " | ".join(cell(r) for r in rows) + " |")
+
+    row("chunks embedded", lambda r: f"{r['texts']:,}")
+    row("tokens given to the model", lambda r: f"{r['tokens'] / 1000:.0f}k")
+    row("tokens per chunk", lambda r: f"{r['tokens'] / max(1, r['texts']):.0f}")
+    row("embedding", lambda r: f"{r['embed_s']:.1f} s ({r['tokens'] / r['embed_s'] / 1000:.1f}k tokens/s)")
+    row("whole run, from process start", lambda r: f"{r['total_s']:.1f} s")
+    row("first lexical answer", lambda r: f"{r['first_lexical_s']:.1f} s" if "first_lexical_s" in r else "none")
+    row("every file stored", lambda r: f"{r['files_stored_s']:.1f} s" if "files_stored_s" in r else "")
+    ours = best["ours"]
+    for name, r in best.items():
+        if name != "ours":
+            print(f"whole run: ours / {name} = {ours['total_s'] / r['total_s']:.2f}x")
 
 
 if __name__ == "__main__":

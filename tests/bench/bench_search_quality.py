@@ -1,7 +1,7 @@
 """Search quality on CodeSearchNet-style sets, product vs a naive baseline, side by side.
 
     nice -n 10 .venv/bin/python tests/bench/bench_search_quality.py [--split tune|held|both]
-        [--lang python,go,rust,ts] [--label NAME] [--cache DIR]
+        [--lang python,go,rust,ts[,java,csharp]] [--label NAME] [--cache DIR]
 
 Datasets come from `codesearch_data.py` (built at run time from installed packages,
 Debian source packages and npm tarballs; nothing in the repository). For each
@@ -49,7 +49,7 @@ BUDGETS = (1024, 2048, 4096)
 MODES = ("vector", "lexical", "hybrid")
 _TESTISH = re.compile(r"(^|/)(tests?|testing|__tests__|spec|examples?|benches)(/|$)|_test\.(go|py)$|"
                       r"(^|/)test_[^/]*\.py$|\.(test|spec)\.[jt]sx?$")
-_CODE_EXT = (".py", ".go", ".rs", ".ts", ".js")
+_CODE_EXT = (".py", ".go", ".rs", ".ts", ".js", ".java", ".cs")
 
 
 def _rank(hits: Sequence[tuple[str, int, int]], q: Query) -> int | None:
@@ -190,12 +190,12 @@ def _table(results: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", default="both", choices=["tune", "held", "both"])
-    ap.add_argument("--lang", default="python,go,rust,ts")
+    ap.add_argument("--lang", default="python,go,rust,ts", help="also: java, csharp (held only)")
     ap.add_argument("--label", default="run")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "forge-bench")
     ap.add_argument("--max-tokens", type=int, help="the maxTokens setting (default: the product's default)")
     args = ap.parse_args()
-    sets = build(args.cache)
+    sets = build(args.cache, args.lang.split(","))
     base = Settings(max_tokens=args.max_tokens)
     embedder = get_embedder(base)
     results = []

@@ -187,7 +187,7 @@ def test_index_through_the_server_stop_it_mid_run_and_resume(
         # The vectors the index holds are the local model's vectors.
         got = ws.store.sql.conn.execute(
             "SELECT c.text_hash, c.text, c.path, substr(c.body, 1, instr(c.body || char(10), char(10)) - 1),"
-            " v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash LIMIT 20"
+            " c.kind, c.language, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash LIMIT 20"
         ).fetchall()
         stored = np.stack([np.frombuffer(row[-1], dtype=np.float32) for row in got])
         inputs = [model_input(PendingText(*row[:-1])) for row in got]

@@ -303,22 +303,31 @@ def test_copies_of_a_file_tie_and_come_back_in_path_order(tmp_path: Path) -> Non
         hits = w.search("parse config text into settings", limit=4)
     assert [h.path for h in hits] == ["a/parser.py", "b/parser.py", "c/parser.py", "d/parser.py"]
     assert len({h.score for h in hits}) == 1
-    assert len(model.given) == 4 and all("parse config" in t and "parser.py" not in t for t in model.given)
+    # The four copies give the model one input, embedded once.
+    assert len(model.given) == 1 and all("parse config" in t and "parser.py" not in t for t in model.given)
 
 
-def test_tests_are_embedded_briefly_and_code_in_full(tmp_path: Path) -> None:
+def test_tests_and_glue_are_embedded_briefly_and_code_and_prose_in_full(tmp_path: Path) -> None:
     body = "".join(f"    step_{i} = compute_step({i}, settings)\n" for i in range(12))
+    imports = "".join(f"from steps.part_{i} import step_{i}\n" for i in range(12))
+    prose = "".join(f"Step {i} computes part {i} of the settings.\n" for i in range(12))
     root = tmp_path / "ws"
     (root / "src").mkdir(parents=True)
     (root / "tests").mkdir()
-    (root / "src" / "steps.py").write_text(f"def run_steps(settings):\n{body}    return settings\n")
+    (root / "src" / "steps.py").write_text(f"{imports}\n\ndef run_steps(settings):\n{body}    return settings\n")
     (root / "tests" / "test_steps.py").write_text(f"def test_run_steps(settings):\n{body}    assert settings\n")
+    (root / "STEPS.md").write_text(f"# Steps\n\n{prose}")
     model = Recording()
     with Workspace(root, Settings(state_dir=tmp_path / "state"), embedder=model) as w:
         summary = w.index()
         assert w.search("tests for run steps", limit=1)[0].path == "tests/test_steps.py"  # still found when asked
+        assert w.search("import step 11 from part 11", mode="lexical", limit=1)[0].start_line == 1  # glue: all read
     (code,) = [t for t in model.given if t.startswith("def run steps")]
     (test,) = [t for t in model.given if t.startswith("def test run steps")]
+    (glue,) = [t for t in model.given if t.startswith("from steps.part 0")]
+    (doc,) = [t for t in model.given if "Step 0" in t]
     assert "step 11" in code and code.endswith("return settings")
     assert "step 11" not in test and len(test) <= 120
+    assert "step 11" not in glue and len(glue) <= 120
+    assert "Step 11" in doc  # prose is not glue: embedded whole
     assert summary.tokens_embedded == sum(min(model.count_tokens(t), 256) for t in model.given)
