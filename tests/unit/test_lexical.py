@@ -21,6 +21,19 @@ def test_terms_keep_whole_identifier_and_parts() -> None:
     ]
 
 
+def test_long_and_repeated_identifiers_split_the_same_way() -> None:
+    # Short words are cached, long ones (minified or generated code) are not: same answers.
+    long = "parse" + "Http" * 20 + "Date"
+    want = ["parse", *["http"] * 20, "date"]
+    for _ in range(2):
+        assert lexical.split_identifier(long) == want
+        assert lexical.terms(f"{long} getUserName") == [long.lower(), *want, "getusername", "get", "user", "name"]
+        assert lexical.embed_text(f"{long}(getUserName)") == " ".join(want) + "(get user name)"
+    parts = lexical.split_identifier("getUserName")
+    parts.append("mutated")  # a caller's list is its own: the cache is not touched
+    assert lexical.split_identifier("getUserName") == ["get", "user", "name"]
+
+
 def test_camel_and_snake_meet_on_the_same_terms() -> None:
     a = set(lexical.terms("getUserName"))
     b = set(lexical.terms("get_user_name"))
