@@ -10,6 +10,7 @@ function, so both sides meet on the same terms.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
@@ -31,33 +32,30 @@ def split_identifier(word: str) -> list[str]:
 # Indexing splits every identifier of every chunk, twice (embedder text and lexical terms):
 # half a million calls for 500 files, over a vocabulary of a few thousand names. Cached,
 # that part of storing a file costs about a third. Long words (minified or generated code)
-# are not cached, so the cache stays a few megabytes.
+# are not cached, so the caches stay a few megabytes.
 _CACHED_WORD = 64
 
 
-@lru_cache(maxsize=1 << 15)
-def _parts_cached(word: str) -> tuple[str, ...]:
+def _cached_for_short_words(fn: Callable[[str], tuple[str, ...]]) -> Callable[[str], tuple[str, ...]]:
+    cached = lru_cache(maxsize=1 << 15)(fn)
+
+    def call(word: str) -> tuple[str, ...]:
+        return cached(word) if len(word) <= _CACHED_WORD else fn(word)
+
+    return call
+
+
+@_cached_for_short_words
+def _parts(word: str) -> tuple[str, ...]:
     return tuple(p.lower() for part in word.split("_") if part for p in _PARTS.findall(part))
 
 
-def _parts(word: str) -> tuple[str, ...]:
-    if len(word) > _CACHED_WORD:
-        return _parts_cached.__wrapped__(word)
-    return _parts_cached(word)
-
-
-@lru_cache(maxsize=1 << 15)
-def _word_terms_cached(word: str) -> tuple[str, ...]:
+@_cached_for_short_words
+def _word_terms(word: str) -> tuple[str, ...]:
+    """The lexical terms of one identifier: itself lower-cased, then its parts if it has any."""
     low = word.lower()
     parts = _parts(word)
     return (low, *parts) if len(parts) > 1 or (parts and parts[0] != low) else (low,)
-
-
-def _word_terms(word: str) -> tuple[str, ...]:
-    """The lexical terms of one identifier: itself lower-cased, then its parts if it has any."""
-    if len(word) > _CACHED_WORD:
-        return _word_terms_cached.__wrapped__(word)
-    return _word_terms_cached(word)
 
 
 def embed_text(text: str) -> str:

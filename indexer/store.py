@@ -78,8 +78,8 @@ class PendingText:
     text: str
     path: str  # of one chunk holding it (texts start with their path: one file)
     first_line: str  # the chunk's first line of code, as in the file
-    kind: str | None = None  # the chunk's symbol kind; None for glue and text windows
-    language: str = ""
+    kind: str | None  # the chunk's symbol kind; None for glue and text windows
+    language: str
 
 
 @dataclass(frozen=True, slots=True)
