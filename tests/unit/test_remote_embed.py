@@ -244,6 +244,25 @@ def test_404_says_how_to_fix(local: LlamaEmbedder) -> None:
     r.close()
 
 
+def test_a_rejected_input_shared_by_copies_fails_for_every_file(tmp_path: Path, make: Any, server: FakeServer) -> None:
+    # Copies give the model one input, embedded once: its rejection must reach every file.
+    from indexer.workspace import Workspace
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "good.py").write_text("def good(x):\n    return x * 2\n")
+    for name in ("bad.py", "copy_of_bad.py"):
+        (root / name).write_text("def broken():\n    return 'BAD-INPUT'\n")
+    ws = Workspace(root, Settings(state_dir=tmp_path / "state"), embedder=make(batch_size=4))
+    try:
+        summary = ws.index()
+        assert sorted(e.path for e in summary.errors) == ["bad.py", "copy_of_bad.py"]
+        assert ws.store.sql.pending_counts()[0] == 2
+        assert ws.search("multiply x by 2", limit=1)[0].path == "good.py"
+    finally:
+        ws.close()
+
+
 def test_get_remote_embedder_shares_one_instance_per_server(tmp_path: Path) -> None:
     s = Settings(embedder_url="http://127.0.0.1:9", state_dir=tmp_path)
     a = get_remote_embedder(s, None)
