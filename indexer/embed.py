@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 # 256-512 measured best for all-MiniLM-L6-v2 on 2 cores; 2048 was ~20% slower.
 TOKEN_BUDGET = 512
 MAX_SEQS_PER_BATCH = 64
+_UBATCH_MULTIPLE = 64  # token budgets are rounded up to this (see LlamaEmbedder.__init__)
 _TOKEN_CACHE_SIZE = 4096  # count_tokens results reused by embed_documents
 _QUERY_CACHE_SIZE = 256  # recent query vectors
 
@@ -309,7 +310,10 @@ class LlamaEmbedder:
         if self._dim != spec.dim:
             log.warning("model %s reports %d dimensions, metadata said %d", path, self._dim, spec.dim)
         self._max_tokens = spec.max_tokens
-        self._budget = max(token_budget, self._max_tokens)
+        # A multiple of 64: llama.cpp 0.3.36 aborts the whole process (GGML_ASSERT in
+        # ggml_mul_mat) on the first decode when n_ubatch is not one, which a model whose
+        # context is 514 (RoBERTa-style) or a maxTokens like 600 would otherwise give.
+        self._budget = -(-max(token_budget, self._max_tokens) // _UBATCH_MULTIPLE) * _UBATCH_MULTIPLE
         self._ctx: Any = None
         try:
             self._ctx = self._new_context(max_seqs, flash_attn)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -223,6 +225,27 @@ def test_tiny_conversion_runs_in_llama_cpp_with_wordpiece_tokens(tmp_path: Path)
     with pytest.raises(RuntimeError, match="closed"):
         tiny.embed_documents(["a new text"])
     assert get_embedder(Settings(model_path=gguf_path, n_threads=1)) is not tiny
+
+
+def test_a_context_that_is_not_a_multiple_of_64_embeds(tmp_path: Path) -> None:
+    """RoBERTa-style models have 514 positions; with maxTokens at that length the packed
+    batch once had 514 slots, and llama.cpp aborted the whole process on the first decode.
+    Run in a child process so a regression fails this test instead of killing pytest."""
+    from tests.unit.test_convert import make_bert_dir
+
+    gguf_path = convert_bert_to_gguf(make_bert_dir(tmp_path / "tiny", ctx=514), tmp_path / "t.gguf", name="t514")
+    script = (
+        "import sys; from indexer.embed import get_embedder; from indexer.settings import Settings\n"
+        "e = get_embedder(Settings(model_path=sys.argv[1], max_tokens=514, n_threads=1))\n"
+        "v = e.embed_documents(['hello world ' * 400, 'hello', 'world hello'])\n"
+        "print(e.max_tokens, v.shape, bool((v == v).all()))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(gguf_path)], capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.returncode == 0, f"embedding child exited {proc.returncode}: {proc.stderr[-2000:]}"
+    assert proc.stdout.split() == ["514", "(3,", "8)", "True"]
 
 
 def test_file_llama_cpp_cannot_load_is_model_invalid(tmp_path: Path) -> None:

