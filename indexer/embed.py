@@ -135,6 +135,7 @@ def model_identity(spec: ModelSpec, path: Path, dim: int) -> str:
             "sha256": model_fingerprint(path)[:32],
             "dim": dim,
             "max_tokens": spec.max_tokens,
+            "input_tokens": spec.input_tokens,
             "query_prefix": spec.query_prefix,
             "document_prefix": spec.document_prefix,
         },
@@ -191,7 +192,17 @@ class Tokenizer:
     @property
     def room(self) -> int:
         """Tokens of text that fit between the special tokens."""
-        return max(self.max_tokens - len(self.head) - len(self.tail), 0)
+        return self._room(self.max_tokens)
+
+    def _room(self, limit: int) -> int:
+        return max(limit - len(self.head) - len(self.tail), 0)
+
+    def cut(self, ids: npt.NDArray[np.int32], limit: int) -> npt.NDArray[np.int32]:
+        """`encode`'s ids cut to `limit` tokens, keeping the special tokens at the end."""
+        if len(ids) <= limit:
+            return ids
+        tail = len(self.tail)
+        return np.concatenate([ids[: len(self.head) + self._room(limit)], ids[len(ids) - tail :]])
 
     def encode(self, text: str) -> tuple[npt.NDArray[np.int32], int]:
         """(input ids, untruncated length) for `text` as given, special tokens included."""
@@ -209,17 +220,19 @@ class Tokenizer:
                 self._cache.popitem(last=False)
             return entry
 
-    def truncate_text(self, text: str) -> str:
-        """The longest prefix of `text` that `encode` keeps whole: for a server that takes
-        text (and tokenises it again), the same input ids as local truncation.
+    def truncate_text(self, text: str, limit: int | None = None) -> str:
+        """The longest prefix of `text` that `encode` (or `cut` to `limit`) keeps whole: for
+        a server that takes text (and tokenises it again), the same input ids as local
+        truncation.
 
         A binary search over character prefixes; for WordPiece the prefix found ends on a
         token boundary, so its ids are exactly the truncated ids.
         """
+        limit = self.max_tokens if limit is None else min(limit, self.max_tokens)
         full = self.encode(text)[1]
-        if full <= self.max_tokens:
+        if full <= limit:
             return text
-        room = self.room
+        room = self._room(limit)
         lo, hi = 0, len(text)
         with self._lock:
             want = self._raw(text, False)[:room]
@@ -420,9 +433,16 @@ class LlamaEmbedder:
         before truncation (so callers can tell when a chunk is too long)."""
         return self._tokenize(self.spec.document_prefix + text)[1]
 
+    @property
+    def input_tokens(self) -> int:
+        return self.spec.input_tokens
+
+    def document_tokens(self, text: str) -> npt.NDArray[np.int32]:
+        """The ids the model reads of a document: prefix added, cut to `input_tokens`."""
+        return self._tokenizer.cut(self.tokens(self.spec.document_prefix + text), self.spec.input_tokens)
+
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
-        prefix = self.spec.document_prefix
-        return self._embed([self.tokens(prefix + t) for t in texts], priority=False)
+        return self._embed([self.document_tokens(t) for t in texts], priority=False)
 
     def embed_query(self, text: str) -> Vectors:
         # Cached: one search over several roots, a context request that searches twice,
@@ -532,7 +552,7 @@ class LlamaEmbedder:
                 self._model = None
 
 
-_instances: dict[tuple[str, int, int, int, str, str], LlamaEmbedder] = {}
+_instances: dict[tuple[str, int, int, int, int, str, str], LlamaEmbedder] = {}
 _instances_lock = threading.Lock()
 
 
@@ -541,7 +561,7 @@ def get_embedder(settings: Settings) -> LlamaEmbedder:
     spec = resolve_model(settings)
     n_threads = effective_threads(settings)
     key = (
-        str(spec.path), n_threads, settings.n_gpu_layers, spec.max_tokens,
+        str(spec.path), n_threads, settings.n_gpu_layers, spec.max_tokens, spec.input_tokens,
         spec.query_prefix, spec.document_prefix,
     )
     with _instances_lock:

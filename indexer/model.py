@@ -51,6 +51,11 @@ DEFAULT_MAX_TOKENS = 256
 # with 15% fewer tokens to embed (96: 0.672, 64: 0.666; docs/benchmarks.md). A function's
 # name, signature and first lines carry most of what a query matches.
 BUNDLED_DEFAULT_TOKENS = 128
+# How much of each chunk the bundled model reads (the embedTokens setting). The smallest
+# input at which no language's tune-split hybrid MRR@10 fell by more than 0.01 against
+# all 128 tokens: 80 (64 cost TypeScript 0.013, 48 more; docs/benchmarks.md). It is a
+# function's signature, doc comment and opening lines; the lexical index reads it all.
+BUNDLED_INPUT_TOKENS = 80
 
 # Bump whenever the converter's output changes: cached files of an older version are redone.
 CONVERTER_VERSION = 2
@@ -85,6 +90,8 @@ class ModelSpec:
     max_tokens: int
     query_prefix: str
     document_prefix: str
+    # Tokens of a chunk the model reads, <= max_tokens (queries get max_tokens).
+    input_tokens: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -655,8 +662,10 @@ def check_embedding_capable(info: GGUFInfo, path: Path) -> None:
 
 
 def _apply_overrides(
-    settings: Settings, name: str, model_max: int, context_length: int, default_max: int | None = None
-) -> tuple[int, str, str]:
+    settings: Settings, name: str, model_max: int, context_length: int, default_max: int | None = None,
+    default_input: int | None = None,
+) -> tuple[int, int, str, str]:
+    """(max_tokens, input_tokens, query prefix, document prefix) after the user's settings."""
     query, document = default_prefixes(name)
     if settings.query_prefix is not None:
         query = settings.query_prefix
@@ -665,7 +674,9 @@ def _apply_overrides(
     max_tokens = model_max if default_max is None else min(model_max, default_max)
     if settings.max_tokens is not None:
         max_tokens = min(settings.max_tokens, context_length)  # positions past the context do not exist
-    return max_tokens, query, document
+    wanted = settings.embed_tokens if settings.embed_tokens is not None else default_input
+    input_tokens = max_tokens if wanted is None else min(wanted, max_tokens)
+    return max_tokens, input_tokens, query, document
 
 
 def resolve_model(settings: Settings) -> ModelSpec:
@@ -675,13 +686,13 @@ def resolve_model(settings: Settings) -> ModelSpec:
         config = _read_json(model_dir / "config.json")
         dim = int(config.get("hidden_size", 384))
         context = int(config.get("max_position_embeddings", 512))
-        max_tokens, query, document = _apply_overrides(
+        max_tokens, input_tokens, query, document = _apply_overrides(
             settings, DEFAULT_MODEL_NAME, min(_bundled_max_tokens(model_dir), context), context,
-            BUNDLED_DEFAULT_TOKENS,
+            BUNDLED_DEFAULT_TOKENS, BUNDLED_INPUT_TOKENS,
         )
         return ModelSpec(
             path=default_gguf_path(), name=DEFAULT_MODEL_NAME, source="bundled", dim=dim,
-            max_tokens=max_tokens, query_prefix=query, document_prefix=document,
+            max_tokens=max_tokens, query_prefix=query, document_prefix=document, input_tokens=input_tokens,
         )
     path = Path(settings.model_path).expanduser()
     if path.is_dir():
@@ -690,10 +701,10 @@ def resolve_model(settings: Settings) -> ModelSpec:
     check_embedding_capable(info, path)
     own_max = info.extra.get(KEY_MAX_TOKENS)
     model_max = min(own_max, info.context_length) if isinstance(own_max, int) else info.context_length
-    max_tokens, query, document = _apply_overrides(settings, info.name, model_max, info.context_length)
+    max_tokens, input_tokens, query, document = _apply_overrides(settings, info.name, model_max, info.context_length)
     return ModelSpec(
         path=path, name=info.name, source="path", dim=info.dim,
-        max_tokens=max_tokens, query_prefix=query, document_prefix=document,
+        max_tokens=max_tokens, query_prefix=query, document_prefix=document, input_tokens=input_tokens,
     )
 
 
@@ -820,6 +831,7 @@ def model_info(settings: Settings) -> dict[str, Any]:
         "source": spec.source,
         "dim": spec.dim,
         "max_tokens": spec.max_tokens,
+        "input_tokens": spec.input_tokens,
         "query_prefix": spec.query_prefix,
         "document_prefix": spec.document_prefix,
         "n_threads": effective_threads(settings),

@@ -421,7 +421,7 @@ def embed_pending(
         s.chunks_embedded += len(page)
         s.chunks_reused += max(0, got - len(page))
         # What the model was given, cut at its input limit.
-        s.tokens_embedded += sum(min(ctx.embedder.count_tokens(x), ctx.embedder.max_tokens) for x in distinct)
+        s.tokens_embedded += sum(min(ctx.embedder.count_tokens(x), ctx.embedder.input_tokens) for x in distinct)
         done_chunks += got
         if on_progress is not None and paths is None:
             on_progress(Progress("embed", 0, 0, done_chunks, chunks_left))

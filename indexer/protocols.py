@@ -25,6 +25,10 @@ class Embedder(Protocol):
     def max_tokens(self) -> int:
         """Largest input the model takes, in its own tokens (prefix included)."""
 
+    @property
+    def input_tokens(self) -> int:
+        """Tokens of a document the model reads (at most `max_tokens`; queries get all)."""
+
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` as a document (document prefix included), with the model's tokenizer."""
 

@@ -148,6 +148,10 @@ class RemoteEmbedder:
         return self.spec.max_tokens
 
     @property
+    def input_tokens(self) -> int:
+        return self.spec.input_tokens
+
+    @property
     def model_id(self) -> str:
         """The local embedder's identity for the same model (same config hash)."""
         if self._model_id is None:
@@ -161,7 +165,8 @@ class RemoteEmbedder:
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         """(len(texts), dim) normalised vectors; `EmbedInputsFailed` if the server rejects
         some texts (the others' vectors are in it)."""
-        inputs = [self._tokenizer.truncate_text(self.spec.document_prefix + t) for t in texts]
+        limit = self.spec.input_tokens
+        inputs = [self._tokenizer.truncate_text(self.spec.document_prefix + t, limit) for t in texts]
         out = np.full((len(inputs), self._dim), np.nan, dtype=np.float32)
         failed: dict[int, str] = {}
         for start in range(0, len(inputs), self.batch_size):
@@ -334,7 +339,7 @@ def get_remote_embedder(settings: Settings, auth_value: str | None) -> RemoteEmb
     spec = resolve_model(settings)
     secret = hashlib.sha256(auth_value.encode()).hexdigest() if auth_value else None
     key = (
-        url, str(spec.path), spec.max_tokens, spec.query_prefix, spec.document_prefix,
+        url, str(spec.path), spec.max_tokens, spec.input_tokens, spec.query_prefix, spec.document_prefix,
         settings.embedder_model, settings.embedder_auth_header, secret,
         settings.remote_timeout_s, settings.remote_retries,
     )

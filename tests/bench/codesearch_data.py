@@ -149,10 +149,11 @@ class Query:
     name: str
 
 
-def state_dir(cache: Path, lang: str, split: str, max_tokens: int) -> Path:
+def state_dir(cache: Path, lang: str, split: str, max_tokens: int, input_tokens: int) -> Path:
     """Where the product's index of one (language, split) workspace is cached: one per
-    chunker version and chunk size, so comparing sizes or versions never re-embeds."""
-    return cache / f"state-v{CHUNKER_VERSION}-t{max_tokens}" / f"{lang}-{split}"
+    chunker version, chunk size and model input, so comparing them never re-embeds."""
+    read = "" if input_tokens == max_tokens else f"-e{input_tokens}"
+    return cache / f"state-v{CHUNKER_VERSION}-t{max_tokens}{read}" / f"{lang}-{split}"
 
 
 def ensure_sources(cache: Path, projects: Collection[Project]) -> None:

@@ -52,7 +52,7 @@ def collect(cache: Path, refresh: bool) -> list[Pool]:
     for (lang, split), (root, queries) in sorted(sets.items()):
         if split != "tune":
             continue
-        ws = Workspace(root, Settings(state_dir=state_dir(cache, lang, split, embedder.max_tokens)), embedder=embedder)
+        ws = Workspace(root, Settings(state_dir=state_dir(cache, lang, split, embedder.max_tokens, embedder.input_tokens)), embedder=embedder)
         try:
             ws.index()
             for q in queries:

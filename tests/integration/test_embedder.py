@@ -105,9 +105,26 @@ def test_over_long_input_is_truncated_not_an_error(emb: LlamaEmbedder) -> None:
     assert emb.embed_query(long_text * 3).shape == (384,)
 
 
+def test_documents_are_read_to_input_tokens_and_queries_to_max_tokens(emb: LlamaEmbedder) -> None:
+    """The model reads the first `input_tokens` (80) of a chunk; a query keeps 128."""
+    assert (emb.input_tokens, emb.max_tokens) == (80, 128)
+    body = " ".join(f"step_{i} = compute(step_{i - 1})" for i in range(1, 60))
+    text = "def pipeline(seed):\n    " + body
+    ids = emb.document_tokens(text)
+    assert len(ids) == 80 and ids[0] == 101 and ids[-1] == 102  # [CLS] ... [SEP]
+    assert np.array_equal(ids[:-1], emb.tokens(text)[:79])
+    head = emb._tokenizer.truncate_text(text, 80)  # the text that gives exactly those ids
+    assert len(head) < len(text) // 2
+    doc, doc_head = emb.embed_documents([text, head])
+    assert cos(doc, doc_head) > 0.9999  # nothing past the first 80 tokens reached the model
+    assert cos(emb.embed_query(text), emb.embed_query(head)) < 0.999  # queries are not cut at 80
+    assert emb.count_tokens(text) > 128  # chunking still sees the true length
+
+
 def test_model_id_is_stable_and_names_the_model(emb: LlamaEmbedder) -> None:
     assert emb.model_id == emb.model_id
     assert "all-MiniLM-L6-v2" in emb.model_id and '"dim":384' in emb.model_id
+    assert '"input_tokens":80' in emb.model_id  # changing embedTokens re-embeds the index
     assert emb.model_name == "all-MiniLM-L6-v2"
 
 

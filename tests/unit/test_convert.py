@@ -337,6 +337,7 @@ def test_default_model_spec(bundled: Path) -> None:
     spec = m.resolve_model(Settings())
     assert spec.source == "bundled" and spec.name == m.DEFAULT_MODEL_NAME
     assert spec.dim == HIDDEN and spec.max_tokens == 24
+    assert spec.input_tokens == 24  # BUNDLED_INPUT_TOKENS (80), never past max_tokens
     assert (spec.query_prefix, spec.document_prefix) == ("", "")
     assert not spec.path.exists()  # resolving is cheap: it never converts
     info = m.model_info(Settings(n_threads=3))
@@ -349,6 +350,14 @@ def test_settings_override_prefixes_and_cap_max_tokens(bundled: Path) -> None:
     spec = m.resolve_model(Settings(query_prefix="q: ", document_prefix="d: ", max_tokens=8192))
     assert (spec.query_prefix, spec.document_prefix) == ("q: ", "d: ")
     assert spec.max_tokens == CTX  # never past the model's positions
+
+
+def test_embed_tokens_sets_the_model_input_within_max_tokens(bundled: Path) -> None:
+    assert m.resolve_model(Settings(max_tokens=32)).input_tokens == 32  # the default 80, capped
+    assert m.resolve_model(Settings(max_tokens=32, embed_tokens=12)).input_tokens == 12
+    assert m.resolve_model(Settings(max_tokens=16, embed_tokens=200)).input_tokens == 16
+    with pytest.raises(ValueError, match=r"embed_tokens|embedTokens"):
+        Settings(embed_tokens=4)
 
 
 def test_missing_user_model_names_the_path(tmp_path: Path) -> None:
@@ -404,6 +413,8 @@ def test_user_model_metadata_and_family_prefixes(tmp_path: Path) -> None:
         2048,
     )
     assert (spec.query_prefix, spec.document_prefix) == ("search_query: ", "search_document: ")
+    assert spec.input_tokens == 2048  # a modelPath reads whole chunks unless embedTokens says less
+    assert m.resolve_model(Settings(model_path=nomic, embed_tokens=256)).input_tokens == 256
 
     qwen = _write_gguf(tmp_path / "q.gguf", "qwen3", "Qwen3-Embedding-0.6B", pooling=3)
     assert m.resolve_model(Settings(model_path=qwen, max_tokens=512)).max_tokens == 512

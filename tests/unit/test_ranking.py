@@ -31,6 +31,7 @@ class BagOfWords:
     model_id = "fake-bag-of-words"
     dim = DIM
     max_tokens = 256
+    input_tokens = 256
 
     def count_tokens(self, text: str) -> int:
         return len(re.findall(r"\w+|[^\w\s]", text)) + 2

@@ -97,6 +97,7 @@ TEXTS = [f"def handler_{i}(request):\n    return respond(request, {i})\n" for i 
 def test_identity_and_tokens_are_the_local_model_s(make: Any, local: LlamaEmbedder) -> None:
     r = make()
     assert r.model_id == local.model_id and r.dim == local.dim and r.max_tokens == local.max_tokens
+    assert r.input_tokens == local.input_tokens == 80
     long = "tokenization " * 500
     assert r.count_tokens(long) == local.count_tokens(long) and r.count_tokens("x = 1") == local.count_tokens("x = 1")
 
@@ -118,7 +119,9 @@ def test_long_inputs_are_truncated_locally_like_the_local_embedder(
     long = "def f(x):\n" + "    total = compute_tokenization(x) + 1\n" * 200
     got = r.embed_documents([long])
     sent = server.requests[-1]["input"][0]
-    assert len(sent) < len(long) and np.array_equal(local.tokens(sent), local.tokens(long))
+    assert local.input_tokens < local.max_tokens  # cut to the model input, not to the chunk size
+    assert len(sent) < len(long) and np.array_equal(local.tokens(sent), local.document_tokens(long))
+    assert len(local.document_tokens(long)) == local.input_tokens
     assert float(got[0] @ local.embed_documents([long])[0]) > 0.9999
 
 
