@@ -189,12 +189,8 @@ class Tokenizer:
                 return full[:i], full[i + len(bare) :]
         return [], []
 
-    @property
-    def room(self) -> int:
-        """Tokens of text that fit between the special tokens."""
-        return self._room(self.max_tokens)
-
-    def _room(self, limit: int) -> int:
+    def room(self, limit: int) -> int:
+        """Tokens of text that fit between the special tokens in an input of `limit`."""
         return max(limit - len(self.head) - len(self.tail), 0)
 
     def cut(self, ids: npt.NDArray[np.int32], limit: int) -> npt.NDArray[np.int32]:
@@ -202,7 +198,7 @@ class Tokenizer:
         if len(ids) <= limit:
             return ids
         tail = len(self.tail)
-        return np.concatenate([ids[: len(self.head) + self._room(limit)], ids[len(ids) - tail :]])
+        return np.concatenate([ids[: len(self.head) + self.room(limit)], ids[len(ids) - tail :]])
 
     def encode(self, text: str) -> tuple[npt.NDArray[np.int32], int]:
         """(input ids, untruncated length) for `text` as given, special tokens included."""
@@ -212,7 +208,7 @@ class Tokenizer:
                 self._cache.move_to_end(text)
                 return hit
             body = self._raw(text, False)
-            ids = np.array(self.head + body[: self.room] + self.tail, dtype=np.int32)
+            ids = np.array(self.head + body[: self.room(self.max_tokens)] + self.tail, dtype=np.int32)
             ids.flags.writeable = False  # shared through the cache
             entry = (ids, len(self.head) + len(body) + len(self.tail))
             self._cache[text] = entry
@@ -232,7 +228,7 @@ class Tokenizer:
         full = self.encode(text)[1]
         if full <= limit:
             return text
-        room = self._room(limit)
+        room = self.room(limit)
         lo, hi = 0, len(text)
         with self._lock:
             want = self._raw(text, False)[:room]

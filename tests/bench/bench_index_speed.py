@@ -178,16 +178,16 @@ def child_vectorcode(corpus: Path, exe: Path) -> dict[str, Any]:
     return {"total_s": total, "tokens": tokens, "chunks": len(docs), "texts": len(docs)}
 
 
-def run_child(kind: str, corpus: Path, base: Path | None = None) -> dict[str, Any]:
-    """`kind` run on `corpus` in a fresh process; `base` is an older checkout for "ours",
-    VectorCode's command for "vectorcode"."""
+def run_child(kind: str, corpus: Path, *, repo: Path | None = None, exe: Path | None = None) -> dict[str, Any]:
+    """`kind` run on `corpus` in a fresh process: with `repo`, an older checkout's code and
+    its own model cache; with `exe`, VectorCode's command."""
     cmd = [sys.executable, __file__, "--child", kind, str(corpus)]
     env = None
-    if kind == "vectorcode" and base is not None:
-        cmd += ["--exe", str(base)]
-    elif base is not None:  # an older version: its own code and its own model cache
-        cmd += ["--repo", str(base)]
-        env = {**os.environ, "FORGE_INDEXER_CACHE_DIR": str(base / ".model-cache")}
+    if exe is not None:
+        cmd += ["--exe", str(exe)]
+    if repo is not None:
+        cmd += ["--repo", str(repo)]
+        env = {**os.environ, "FORGE_INDEXER_CACHE_DIR": str(repo / ".model-cache")}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{kind} run failed:\n{proc.stderr[-3000:]}")
@@ -220,21 +220,21 @@ def main() -> None:
         files = [f for f in corpus.rglob("*") if f.is_file()]
         size = sum(f.stat().st_size for f in files)
         print(f"corpus: {len(files)} files, {size / 1e6:.2f} MB")
-        systems: dict[str, tuple[str, Path | None]] = {"ours": ("ours", None), "windows": ("windows", None)}
+        systems: dict[str, tuple[str, dict[str, Path]]] = {"ours": ("ours", {}), "windows": ("windows", {})}
         if args.baseline_rev:
             base = baseline_checkout(args.baseline_rev, Path(tmp) / "base")
-            run_child("warm", corpus, base)
-            systems[args.baseline_rev] = ("ours", base)
+            run_child("warm", corpus, repo=base)
+            systems[args.baseline_rev] = ("ours", {"repo": base})
         if args.vectorcode:
             exe = vectorcode_env(args.cache)
             warm = Path(tmp) / "warm"
             shutil.copytree(sorted(corpus.iterdir())[0], warm, ignore=lambda d, names: names[8:])
-            run_child("vectorcode", warm, exe)  # untimed: first imports, bytecode caches
-            systems["VectorCode 0.7.20"] = ("vectorcode", exe)
+            run_child("vectorcode", warm, exe=exe)  # untimed: first imports, bytecode caches
+            systems["VectorCode 0.7.20"] = ("vectorcode", {"exe": exe})
         results: dict[str, list[dict[str, Any]]] = {name: [] for name in systems}
         for _ in range(args.runs):
             for name, (kind, where) in systems.items():
-                results[name].append(run_child(kind, corpus, where))
+                results[name].append(run_child(kind, corpus, **where))
                 print(f"  {name}: {json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in results[name][-1].items()})}")
     best = {k: min(v, key=lambda r: r["total_s"]) for k, v in results.items()}
     names = ["forge-indexer", "naive 40-line windows"] + [f"forge-indexer at {args.baseline_rev}"] * bool(args.baseline_rev)
