@@ -13,8 +13,9 @@ sentence-transformers' speed here where this module reaches 1.6x-2x. What made i
 * one batch allocated once, its token/position/sequence arrays filled with numpy slices
   (sorting inputs by length and pooling inside llama.cpp measured neutral; both kept, as
   they pack similar lengths together and avoid copying per-token vectors out);
-* f16 weights (f32 is no faster; bf16 is faster only on CPUs with AVX512-BF16 and Q8_0
-  loses accuracy for no gain).
+* f16 weights, or bf16 where the CPU computes in bf16 natively (AVX512-BF16: 1.2-1.4x
+  faster; `modelPrecision`, chosen in indexer.model). f32 is no faster, Q8_0 and smaller
+  quantisations lose accuracy for no gain.
 
 Threading: a llama.cpp context is not thread-safe, so one lock serialises every call into
 it. Document batches are processed one packed decode at a time and, between decodes,

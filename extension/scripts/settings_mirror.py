@@ -87,8 +87,12 @@ def _property(name: str, schema: dict[str, Any]) -> dict[str, Any]:
         for bound in ("minimum", "maximum"):
             if bound in v:
                 prop[bound] = v[bound]
+        if "enum" in v:  # a Literal field: VS Code offers its values in a drop-down
+            prop["enum"] = v["enum"]
         if t == "array":
             prop["items"] = {"type": v.get("items", {}).get("type", "string")}
+    if "enum" in prop and "null" in types:
+        prop["enum"] = [*prop["enum"], None]  # "empty" must stay a valid value
     out: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
     out["default"] = schema.get("default")
     out.update(prop)

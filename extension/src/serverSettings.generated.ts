@@ -8,6 +8,7 @@ export const SERVER_SETTING_KEYS: readonly string[] = [
   "documentPrefix",
   "maxTokens",
   "embedTokens",
+  "modelPrecision",
   "nThreads",
   "nGpuLayers",
   "maxFileBytes",

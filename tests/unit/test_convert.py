@@ -123,6 +123,9 @@ def bundled(bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     """Make the tiny model the 'bundled' one and give the cache a private folder."""
     monkeypatch.setattr(m, "bundled_model_dir", lambda: bert_dir)
     monkeypatch.setenv("FORGE_INDEXER_CACHE_DIR", str(tmp_path / "cache"))
+    # What the CPU offers is not these tests' business: modelPrecision "auto" means f16 here
+    # (the choice itself is tested on its own below).
+    monkeypatch.setattr(m, "cpu_has_native_bf16", lambda: False)
     m._verified.clear()
     return bert_dir
 
@@ -342,8 +345,45 @@ def test_default_model_spec(bundled: Path) -> None:
     assert not spec.path.exists()  # resolving is cheap: it never converts
     info = m.model_info(Settings(n_threads=3))
     assert info["converted"] is False and info["n_threads"] == 3 and info["source"] == "bundled"
+    assert info["precision"] == spec.precision == "f16"
     m.ensure_default_gguf()
     assert m.model_info(Settings())["converted"] is True
+
+
+def test_precision_follows_the_setting_then_the_cpu(bundled: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert m.resolve_model(Settings()).precision == "f16"  # no native bf16 (the fixture)
+    monkeypatch.setattr(m, "cpu_has_native_bf16", lambda: True)
+    spec = m.resolve_model(Settings())
+    assert spec.precision == "bf16" and spec.path.name == f"{m.DEFAULT_MODEL_NAME}.bf16.gguf"
+    assert m.model_info(Settings())["precision"] == "bf16"
+    # A GPU run stays at f16 (its kernels are tuned for it); an explicit value always wins.
+    assert m.resolve_model(Settings(n_gpu_layers=-1)).precision == "f16"
+    assert m.resolve_model(Settings(model_precision="f32")).precision == "f32"
+    assert m.resolve_model(Settings(model_precision="bf16", n_gpu_layers=-1)).precision == "bf16"
+    with pytest.raises(ValueError, match=r"model_precision|modelPrecision"):
+        Settings(model_precision="q4")  # type: ignore[arg-type]
+
+
+def test_each_precision_has_its_own_file_and_all_share_one_identity(bundled: Path) -> None:
+    """bf16 and f32 conversions store other bytes but are the same model: same fingerprint,
+    hence the same index config hash (no re-embed, one team index) as the f16 file."""
+    paths = {p: m.ensure_model_file(m.resolve_model(Settings(model_precision=p))) for p in ("f16", "bf16", "f32")}
+    assert len(set(paths.values())) == 3 and all(path.parent.name == "models" for path in paths.values())
+    readers = {p: gguf.GGUFReader(path) for p, path in paths.items()}
+    matrix = "blk.0.ffn_up.weight"
+    kinds = {p: next(t.tensor_type for t in r.tensors if t.name == matrix) for p, r in readers.items()}
+    assert kinds == {"f16": gguf.GGMLQuantizationType.F16, "bf16": gguf.GGMLQuantizationType.BF16,
+                     "f32": gguf.GGMLQuantizationType.F32}
+    tensor_shas = {field(r, m.KEY_TENSOR_SHA) for r in readers.values()}
+    assert len(tensor_shas) == 3  # the integrity hash is of each file's own bytes
+    prints = {p: m.model_fingerprint(path) for p, path in paths.items()}
+    assert len(set(prints.values())) == 1
+    # ... and it is the f16 tensor hash, which is what files written before the identity
+    # key existed (all f16) are known by: upgrading does not re-embed their indexes.
+    assert prints["f16"] == field(readers["f16"], m.KEY_TENSOR_SHA)
+    for p, path in paths.items():
+        m._verified.clear()
+        assert m.verify_converted(path, m.sha256_file(bundled / "model.safetensors")), p
 
 
 def test_settings_override_prefixes_and_cap_max_tokens(bundled: Path) -> None:
@@ -482,3 +522,18 @@ def test_a_verified_model_is_trusted_by_its_stamp_until_a_byte_changes(bundled: 
     m._verified.clear()
     assert not m.verify_converted(path, source_sha)
     assert m.ensure_default_gguf() == path and m.verify_converted(path, source_sha)
+
+
+def test_the_fingerprint_is_the_same_in_the_converting_process_and_in_later_ones(bundled: Path) -> None:
+    """A later process trusts the file by its stamp instead of parsing it; the model's
+    identity (and so the index config hash) must not change with that: before, it became
+    the word "stamp", so the second run after a conversion re-embedded the whole index."""
+    path = m.ensure_default_gguf()
+    source_sha = m.sha256_file(bundled / "model.safetensors")
+    prints = [m.model_fingerprint(path)]
+    for _ in range(2):  # the next process parses the file and stamps it, later ones read the stamp
+        m._verified.clear()
+        assert m.verify_converted(path, source_sha)
+        prints.append(m.model_fingerprint(path))
+    assert m._stamp_path(path).is_file()
+    assert prints == [field(gguf.GGUFReader(path), m.KEY_IDENTITY_SHA)] * 3
