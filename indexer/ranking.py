@@ -12,8 +12,13 @@ logistic model over a handful of features that mean the same thing for every que
   the query does not ask for that kind of file (say "test", "fixture", "example", ...);
 - `glue`: a chunk of code between definitions (imports, constants), not a symbol;
 - `head`: the head of a type (class, struct, interface, trait, impl, enum, type alias,
-  module): its text lists its members' names, so it matches every query about one of
-  them, while a question in words mostly asks for the code that does something.
+  module), for a query that asks for an action ("parse a version string"): the head's
+  text names the type and lists its members or fields, so it matches every query about
+  one of them, while such a question asks for the code that does the thing. A query that
+  describes a thing ("A pair of comparison operator and partial version", "Route stores
+  ..."; see `describes_thing`) reads like a type's documentation, and there the head is
+  the answer: the feature is 0 (tune split with `--answers types`: type queries 0.350 ->
+  0.531 MRR@10, function queries unchanged; docs/search.md).
 
 The coefficients were fitted by `tests/bench/fit_ranking.py` on the development
 benchmark's tune split only (listwise for the order, then Platt scaling, so the output is
@@ -130,15 +135,35 @@ def _path_facts(path: str, language: str) -> tuple[frozenset[str], str]:
     return words, role_of(path, language)
 
 
-def features(c: Scored, qwords: set[str], wanted: set[str]) -> list[float]:
-    """The FEATURES of one candidate for a query (its stemmed words and wanted roles)."""
+# How a type's documentation opens: with an article ("A pair of ...", "The rules ..."), or
+# with its own name and a verb of being or holding ("Route stores ...", "NullUUID represents
+# ..."). A function's opens with what it does ("Returns ...", "Create ...").
+_ARTICLES = frozenset({"a", "an", "the", "this", "these", "those", "some", "any", "each", "every"})
+_THING_VERBS = re.compile(
+    r"^\S+\s+(?:is|are|represents|holds|stores|describes|defines|wraps|contains|encapsulates|maintains|"
+    r"provides|implements|manages|keeps|tracks)\b", re.I)
+
+
+@lru_cache(maxsize=4096)
+def describes_thing(query: str) -> bool:
+    """Whether a query reads like the description of a thing (a type) rather than of an
+    action (a function)."""
+    words = re.findall(r"[A-Za-z0-9_]+", query)
+    if not words:
+        return False
+    return words[0].lower() in _ARTICLES or bool(_THING_VERBS.match(query.strip(" *`'\"")))
+
+
+def features(c: Scored, qwords: set[str], wanted: set[str], thing: bool = False) -> list[float]:
+    """The FEATURES of one candidate for a query (its stemmed words, wanted roles and
+    whether it describes a thing)."""
     name_words = _name_words(c.symbol) if c.symbol else ()
     name = sum(1 for w in name_words if w in qwords) / len(name_words) if name_words else 0.0
     path_words, role = _path_facts(c.path, c.language)
     path_share = sum(1 for w in qwords if w in path_words) / len(qwords) if qwords else 0.0
     demoted = 1.0 if role != "code" and role not in wanted else 0.0
     glue = 1.0 if c.symbol is None and role != "docs" and c.language not in ("text", "markdown") else 0.0
-    head = 1.0 if c.kind in _HEAD_KINDS else 0.0
+    head = 1.0 if c.kind in _HEAD_KINDS and not thing else 0.0
     return [c.cosine, c.bm25, name, path_share, demoted, glue, head]
 
 
@@ -150,12 +175,13 @@ def score(pool: Sequence[Scored], query: str, mode: str = "hybrid") -> None:
     """Set `score` on every candidate of `pool` for `query` (in place)."""
     qwords = set(_stem_all(query_words(query)))
     wanted = wanted_roles(query)
+    thing = describes_thing(query)
     for c in pool:
         if mode == "vector":
             z = VECTOR[0] + VECTOR[1] * c.cosine
         elif mode == "lexical":
             z = LEXICAL[0] + LEXICAL[1] * c.bm25
         else:
-            f = features(c, qwords, wanted)
+            f = features(c, qwords, wanted, thing)
             z = HYBRID[0] + sum(w * x for w, x in zip(HYBRID[1:], f, strict=True))
         c.score = _sigmoid(z)

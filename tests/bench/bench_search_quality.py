@@ -1,7 +1,8 @@
 """Search quality on CodeSearchNet-style sets, product vs a naive baseline, side by side.
 
     nice -n 10 .venv/bin/python tests/bench/bench_search_quality.py [--split tune|held|both]
-        [--lang python,go,rust,ts[,java,csharp]] [--label NAME] [--cache DIR]
+        [--lang python,go,rust,ts[,java,csharp]] [--label NAME] [--cache DIR] [--precision P]
+        [--answers functions|types]
 
 Datasets come from `codesearch_data.py` (built at run time from installed packages,
 Debian source packages and npm tarballs; nothing in the repository). For each
@@ -9,10 +10,11 @@ Debian source packages and npm tarballs; nothing in the repository). For each
 real product (`indexer.Workspace`, real llama.cpp model, Chroma, SQLite) and every query
 is run through `Workspace.search` in the three modes and through the real context packer
 at 1k/2k/4k tokens. The baseline is the simplest dense index a user could build: 40-line
-windows of every file, embedded by the same model, cosine top-10.
+windows of every file, embedded by the same model up to its trained 256 word pieces,
+cosine top-10. `--answers types` asks for classes, structs, enums, traits and interfaces
+instead of functions, in the same workspaces (the same cached index).
 
-A hit is correct when it names the answer's file and overlaps the answer function's
-lines. Reported: MRR@10, R@1, R@10; the share of queries whose top hit is in a test/
+A hit is correct when it names the answer's file and overlaps the answer's lines. Reported: MRR@10, R@1, R@10; the share of queries whose top hit is in a test/
 example file; context coverage = the answer's first line is inside a packed snippet.
 Indexes and window vectors are cached under --cache (default ~/.cache/forge-bench), so a
 re-run only re-embeds what the chunker changed. Results go to <cache>/results-<label>.json.
@@ -39,6 +41,7 @@ from codesearch_data import Query, build, state_dir  # noqa: E402
 
 from indexer import context as context_mod  # noqa: E402
 from indexer.embed import LlamaEmbedder, get_embedder  # noqa: E402
+from indexer.model import DEFAULT_MAX_TOKENS  # noqa: E402
 from indexer.settings import Settings  # noqa: E402
 from indexer.types import SearchHit, Snippet  # noqa: E402
 from indexer.workspace import Workspace  # noqa: E402
@@ -85,7 +88,7 @@ class Windows:
                     texts.append(text)
         cache.mkdir(parents=True, exist_ok=True)
         key = hashlib.sha1("\0".join(texts).encode()).hexdigest()[:16]
-        path = cache / f"windows-{key}.npy"
+        path = cache / f"windows-{key}-t{DEFAULT_MAX_TOKENS}.npy"
         if path.exists():
             self.matrix = np.load(path)
         else:
@@ -101,10 +104,19 @@ class Windows:
 
 
 def windows_embedder(product: object) -> LlamaEmbedder:
-    """The baseline reads whole windows up to the product's chunk size (maxTokens), not
-    the product's shorter model input (embedTokens): its vectors stay what they were."""
-    cap = product.max_tokens  # type: ignore[attr-defined]
-    return get_embedder(Settings(max_tokens=cap, embed_tokens=cap))
+    """The baseline reads each window up to the model's trained input length (256 word
+    pieces, what sentence-transformers would give a naive user), whatever the product's
+    chunk size and model input. Until 2026-12 it read the product's maxTokens, but its
+    vectors were cached by text alone, so machines that had run the 256-token first round
+    kept reporting 256-token windows (held 0.531) while a fresh machine computed 128-token
+    ones (held 0.503); the cache key now names the cap."""
+    cap = DEFAULT_MAX_TOKENS
+    return get_embedder(Settings(max_tokens=cap, embed_tokens=cap, model_precision=_precision(product)))
+
+
+def _precision(embedder: object) -> str:
+    spec = getattr(embedder, "spec", None)
+    return str(getattr(spec, "precision", "f16"))
 
 
 def _covered(snippets: Sequence[Snippet], q: Query) -> bool:
@@ -113,7 +125,7 @@ def _covered(snippets: Sequence[Snippet], q: Query) -> bool:
 
 def run_set(lang: str, split: str, root: Path, queries: list[Query], cache: Path, embedder: object,
             settings: Settings) -> dict:
-    state = state_dir(cache, lang, split, embedder.max_tokens, embedder.input_tokens)  # type: ignore[attr-defined]
+    state = state_dir(cache, lang, split, embedder.max_tokens, embedder.input_tokens, _precision(embedder))  # type: ignore[attr-defined]
     settings = settings.model_copy(update={"state_dir": state})
     t = time.perf_counter()
     ws = Workspace(root, settings, embedder=embedder)  # type: ignore[arg-type]
@@ -202,9 +214,14 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "forge-bench")
     ap.add_argument("--max-tokens", type=int, help="the maxTokens setting (default: the product's default)")
     ap.add_argument("--embed-tokens", type=int, help="the embedTokens setting (default: the product's default)")
+    ap.add_argument("--answers", default="functions", choices=["functions", "types"],
+                    help="what the queries ask for: functions and methods (default), or types "
+                    "(classes, structs, enums, traits, interfaces) in the same workspaces")
+    ap.add_argument("--precision", default="auto", choices=["auto", "f16", "bf16", "f32"],
+                    help="the modelPrecision setting (default: auto, the product's default)")
     args = ap.parse_args()
-    sets = build(args.cache, args.lang.split(","))
-    base = Settings(max_tokens=args.max_tokens, embed_tokens=args.embed_tokens)
+    sets = build(args.cache, args.lang.split(","), args.answers)
+    base = Settings(max_tokens=args.max_tokens, embed_tokens=args.embed_tokens, model_precision=args.precision)
     embedder = get_embedder(base)
     results = []
     t0 = time.perf_counter()

@@ -52,14 +52,15 @@ def collect(cache: Path, refresh: bool) -> list[Pool]:
     for (lang, split), (root, queries) in sorted(sets.items()):
         if split != "tune":
             continue
-        ws = Workspace(root, Settings(state_dir=state_dir(cache, lang, split, embedder.max_tokens, embedder.input_tokens)), embedder=embedder)
+        ws = Workspace(root, Settings(state_dir=state_dir(cache, lang, split, embedder.max_tokens, embedder.input_tokens, embedder.spec.precision)), embedder=embedder)
         try:
             ws.index()
             for q in queries:
                 pool = query_mod.candidates(ws.store, embedder, q.query)
                 qwords = set(ranking._stem_all(query_words(q.query)))
                 wanted = ranking.wanted_roles(q.query)
-                x = np.array([ranking.features(c, qwords, wanted) for c in pool], dtype=np.float64)
+                x = np.array([ranking.features(c, qwords, wanted, ranking.describes_thing(q.query)) for c in pool],
+                             dtype=np.float64)
                 y = np.array([float(c.path == q.path and c.start_line <= q.end_line and c.end_line >= q.start_line)
                               for c in pool])
                 pools.append((x.reshape(len(pool), len(ranking.FEATURES)), y))
