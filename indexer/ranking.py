@@ -139,6 +139,7 @@ def _path_facts(path: str, language: str) -> tuple[frozenset[str], str]:
 # with its own name and a verb of being or holding ("Route stores ...", "NullUUID represents
 # ..."). A function's opens with what it does ("Returns ...", "Create ...").
 _ARTICLES = frozenset({"a", "an", "the", "this", "these", "those", "some", "any", "each", "every"})
+_NOT_A_NAME = frozenset({"what", "where", "how", "which", "who", "why", "when", "it", "there", "that", "here"})
 _THING_VERBS = re.compile(
     r"^\S+\s+(?:is|are|represents|holds|stores|describes|defines|wraps|contains|encapsulates|maintains|"
     r"provides|implements|manages|keeps|tracks)\b", re.I)
@@ -151,7 +152,16 @@ def describes_thing(query: str) -> bool:
     words = re.findall(r"[A-Za-z0-9_]+", query)
     if not words:
         return False
-    return words[0].lower() in _ARTICLES or bool(_THING_VERBS.match(query.strip(" *`'\"")))
+    first = words[0].lower()
+    if first in _ARTICLES:
+        return True
+    return first not in _NOT_A_NAME and bool(_THING_VERBS.match(query.strip(" *`'\"")))
+
+
+def _never_the_type(c: Scored) -> bool:
+    """An `impl` block, or a Rust associated type (`type Item = T;` inside one): kinds of a
+    type's head that a description of the type never means (the struct or trait is)."""
+    return c.kind == "impl" or (c.kind == "type" and c.language == "rust" and "." in (c.symbol or ""))
 
 
 def features(c: Scored, qwords: set[str], wanted: set[str], thing: bool = False) -> list[float]:
@@ -163,7 +173,7 @@ def features(c: Scored, qwords: set[str], wanted: set[str], thing: bool = False)
     path_share = sum(1 for w in qwords if w in path_words) / len(qwords) if qwords else 0.0
     demoted = 1.0 if role != "code" and role not in wanted else 0.0
     glue = 1.0 if c.symbol is None and role != "docs" and c.language not in ("text", "markdown") else 0.0
-    head = 1.0 if c.kind in _HEAD_KINDS and not thing else 0.0
+    head = 1.0 if c.kind in _HEAD_KINDS and (not thing or _never_the_type(c)) else 0.0
     return [c.cosine, c.bm25, name, path_share, demoted, glue, head]
 
 

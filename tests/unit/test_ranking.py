@@ -225,6 +225,39 @@ def test_a_type_head_comes_after_the_function_with_the_same_evidence() -> None:
     assert _score(_C(kind="struct", cosine=0.7, bm25=1.0)) > _score(_C(kind="function", cosine=0.3, bm25=0.2))
 
 
+@pytest.mark.parametrize(("query", "thing"), [
+    ("A pair of comparison operator and partial version", True),
+    ("An iterator adaptor that merges two sorted iterators", True),
+    ("The rules defining how the zone offset varies", True),
+    ("**SemVer version** requirement", False),
+    ("Route stores information to match a request", True),
+    ("NullUUID represents a UUID that may be null", True),
+    ("Returns the value of the flag", False),
+    ("Create a new parser", False),
+    ("parse a version string", False),
+    ("where are settings loaded", False),
+    ("", False),
+])
+def test_queries_that_describe_a_thing(query: str, thing: bool) -> None:
+    assert ranking.describes_thing(query) is thing
+
+
+def test_a_query_that_describes_a_thing_does_not_demote_type_heads() -> None:
+    # How a type's documentation reads ("An iterator that ..."): the struct, trait, class
+    # or enum is the answer, so with equal evidence it ties with a function...
+    about = "An iterator that merges two sorted inputs"
+    func = _score(_C(kind="function"), about)
+    for kind in ("class", "struct", "interface", "type", "trait", "enum"):
+        assert _score(_C(kind=kind), about) == pytest.approx(func), kind
+    # ...except an impl block and a Rust associated type (`type Item = T;` in an impl):
+    # neither is ever the type a description means.
+    assert _score(_C(kind="impl"), about) < func
+    assert _score(_C(kind="type", language="rust", symbol="MergeBy<I>.Item"), about) < func
+    assert _score(_C(kind="type", language="rust", symbol="MergeBy"), about) == pytest.approx(func)
+    # The same heads are demoted again for a query that asks for an action.
+    assert _score(_C(kind="struct"), "merge two sorted inputs") < _score(_C(kind="function"), "merge two sorted inputs")
+
+
 def test_vector_and_lexical_modes_score_their_own_evidence() -> None:
     lo, hi = _C(cosine=0.2), _C(cosine=0.7)
     ranking.score([lo, hi], "q", "vector")
