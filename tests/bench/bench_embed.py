@@ -2,6 +2,7 @@
 
     python tests/bench/bench_embed.py            # the comparison (about a minute)
     python tests/bench/bench_embed.py --sweep    # + the tuning table of embed.py's choices
+                                                 #   (and of the weights' precision)
 
 Both embed the same ~300 code chunks (Python functions of at most 256 tokens, taken at
 run time from this machine's standard library) with the same model — all-MiniLM-L6-v2
@@ -108,8 +109,9 @@ def sweep(chunks: list[str], n_tokens: int, rounds: int = 3) -> None:
     variants: dict[str, Callable[[], np.ndarray]] = {}
     keep: list[object] = []
 
-    def ours(label: str, **kwargs: object) -> None:
-        emb = LlamaEmbedder(spec, n_threads=THREADS, **kwargs)  # type: ignore[arg-type]
+    def ours(label: str, weights: str | None = None, **kwargs: object) -> None:
+        s = spec if weights is None else resolve_model(Settings(model_precision=weights))  # type: ignore[arg-type]
+        emb = LlamaEmbedder(s, n_threads=THREADS, **kwargs)  # type: ignore[arg-type]
         keep.append(emb)
         variants[label] = lambda: emb.embed_documents(chunks)
 
@@ -120,6 +122,8 @@ def sweep(chunks: list[str], n_tokens: int, rounds: int = 3) -> None:
     ours("packed to 512 tokens, no flash attention", token_budget=512, flash_attn=False)
     ours("packed to 1024 tokens, flash attention", token_budget=1024)
     ours("packed to 2048 tokens, flash attention", token_budget=2048)
+    for weights in ("f16", "bf16", "f32"):  # modelPrecision; `auto` is one of them above
+        ours(f"packed to 512 tokens, {weights} weights", weights, token_budget=512)
     try:
         from llama_cpp import Llama
 
