@@ -17,8 +17,9 @@ logistic model over a handful of features that mean the same thing for every que
   one of them, while such a question asks for the code that does the thing. A query that
   describes a thing ("A pair of comparison operator and partial version", "Route stores
   ..."; see `describes_thing`) reads like a type's documentation, and there the head is
-  the answer: the feature is 0 (tune split with `--answers types`: type queries 0.350 ->
-  0.531 MRR@10, function queries unchanged; docs/search.md).
+  the answer: the feature is 0, except for `impl` blocks and Rust associated types (tune
+  split with `--answers types`: type queries 0.350 -> 0.545 MRR@10, function queries
+  unchanged; docs/benchmarks.md).
 
 The coefficients were fitted by `tests/bench/fit_ranking.py` on the development
 benchmark's tune split only (listwise for the order, then Platt scaling, so the output is

@@ -245,6 +245,7 @@ def _python(text: str, answers: str = "functions") -> tuple[set[int], list[_Def]
         return set(), []
     blank: set[int] = set()
     defs: list[_Def] = []
+    wanted = (ast.ClassDef,) if answers == "types" else (ast.FunctionDef, ast.AsyncFunctionDef)
     nodes = [tree, *ast.walk(tree)]
     for node in nodes:
         if not isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -254,7 +255,6 @@ def _python(text: str, answers: str = "functions") -> tuple[set[int], list[_Def]
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                 and isinstance(body[0].value.value, str):
             blank.update(range(body[0].lineno, (body[0].end_lineno or body[0].lineno) + 1))
-        wanted = (ast.ClassDef,) if answers == "types" else (ast.FunctionDef, ast.AsyncFunctionDef)
         if isinstance(node, wanted) and doc:
             defs.append(_Def(node.name, node.lineno, node.end_lineno or node.lineno, doc,
                              bool(_TEST_NAME.match(node.name))))
