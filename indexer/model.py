@@ -478,6 +478,7 @@ def convert_bert_to_gguf(
     # Map and encode every tensor first, so the tensor hash can go into the metadata,
     # which the file stores before the tensor data.
     encoded: list[tuple[str, npt.NDArray[Any], gguf.GGMLQuantizationType]] = []
+    identity = hashlib.sha256()  # the weights at IDENTITY_FLOAT: one identity for every precision
     for hf_name in sorted(tensors):
         target = gguf_tensor_name(hf_name)
         if target is None:
@@ -485,6 +486,8 @@ def convert_bert_to_gguf(
         array = tensors[hf_name]
         raw, qtype = _encode(array, _store_dtype(target, array, ftype))
         encoded.append((target, raw, qtype))
+        if ftype != IDENTITY_FLOAT:
+            _hash_tensor(identity, target, _encode(array, _store_dtype(target, array, IDENTITY_FLOAT))[0])
     present = {t for t, _, _ in encoded}
     missing = _expected_tensors(n_layers) - present
     if missing:
@@ -494,14 +497,8 @@ def convert_bert_to_gguf(
     tensor_hash = hashlib.sha256()
     for target, raw, _ in encoded:
         _hash_tensor(tensor_hash, target, raw)
-    identity = tensor_hash
-    if ftype != IDENTITY_FLOAT:  # the same model at another precision: one identity for both
-        identity = hashlib.sha256()
-        for hf_name in sorted(tensors):
-            target = gguf_tensor_name(hf_name)
-            if target is not None:
-                array = tensors[hf_name]
-                _hash_tensor(identity, target, _encode(array, _store_dtype(target, array, IDENTITY_FLOAT))[0])
+    if ftype == IDENTITY_FLOAT:
+        identity = tensor_hash
 
     arch = gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.BERT]
     with _atomic_target(dest) as tmp:
