@@ -29,6 +29,9 @@ USER_ONLY_KEYS = frozenset({
     "model_path", "state_dir", "keyring_backend",
     "chroma_url", "chroma_auth_header", "team_index", "embedder_url", "embedder_auth_header",
     "embedder_model", "metrics_address", "otel_exporter",
+    # How long a daemon lives and how hard it may be driven are the user's to decide, and
+    # so is reading a file that looks like it holds a credential.
+    "daemon_idle_timeout_s", "rate_limit_per_s", "index_secret_files",
 })
 
 
@@ -82,6 +85,11 @@ class Settings(BaseModel):
     max_file_bytes: int = Field(default=1024 * 1024, ge=1024, description="Files larger than this are skipped.")
     exclude: list[str] = Field(
         default_factory=list, description="Extra gitignore-style patterns to leave out of the index."
+    )
+    index_secret_files: list[str] = Field(
+        default_factory=list,
+        description="Gitignore-style patterns of files to index although their name or content "
+        "looks like a secret (private keys, credentials, tokens). User settings only.",
     )
     # --- storage ---------------------------------------------------------------------
     state_dir: Path | None = Field(
