@@ -7,8 +7,10 @@ directory inside the workspace is indexed at its real path only, and one that le
 the workspace is not indexed at all. Everything passed over is reported, never fatal:
 ignored paths silently, other files as `Skipped` (a reason a user can read) or
 `FileError` (the OS said no). Checks that need only the name or `lstat` run here;
-checks on the content (binary, UTF-8, minified, generated) run in `load_source`, which
-reads each file once, for the pipeline's hash and chunker.
+checks on the content (binary, UTF-8, minified, generated, a credential inside:
+`indexer.secret_scan`) run in `load_source`, which reads each file once, for the
+pipeline's hash and chunker. Files the user lists in `indexSecretFiles` pass both secret
+checks (a user setting only: a workspace cannot ask for its reader's keys to be indexed).
 
 All paths in results are POSIX and relative to the workspace root; output is sorted.
 """
@@ -24,9 +26,13 @@ import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
+from pathspec import GitIgnoreSpec
+
+from indexer import secret_scan
 from indexer.ignore import DEFAULT_EXCLUDES, GIT_DIR, IgnoreRules
 from indexer.settings import Settings
 from indexer.types import FileError, Skipped, SourceFile
@@ -42,6 +48,7 @@ __all__ = [
     "discover",
     "load_source",
     "name_size_reason",
+    "secret_allowed",
     "stat_changes",
 ]
 
@@ -160,6 +167,17 @@ def secret_reason(rel: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=8)
+def _allow_spec(patterns: tuple[str, ...]) -> GitIgnoreSpec:
+    return GitIgnoreSpec.from_lines(patterns)
+
+
+def secret_allowed(rel: str, settings: Settings) -> bool:
+    """Whether the user asked for `rel` to be indexed although it looks like a secret."""
+    patterns = settings.index_secret_files
+    return bool(patterns) and _allow_spec(tuple(patterns)).match_file(rel)
+
+
 def _name_reason(name: str) -> str | None:
     """Why a file is skipped from its name alone (no read), or None."""
     if name in LOCK_FILES:
@@ -179,7 +197,10 @@ def _name_reason(name: str) -> str | None:
 
 def name_size_reason(rel: str, size: int, settings: Settings) -> Skipped | None:
     """Why a regular, non-ignored file is skipped from its path and size alone, or None."""
-    reason = secret_reason(rel) or _name_reason(rel.rpartition("/")[2])
+    secret = secret_reason(rel)
+    if secret is not None and secret_allowed(rel, settings):
+        secret = None
+    reason = secret or _name_reason(rel.rpartition("/")[2])
     if reason is not None:
         return Skipped(rel, reason)
     limit = settings.max_file_bytes
@@ -445,12 +466,14 @@ def load_source(f: SourceFile, settings: Settings) -> LoadedSource | Skipped | F
         os.close(fd)
     if len(data) > limit:
         return Skipped(f.path, f"larger than {human_size(limit)} ({human_size(max(st.st_size, len(data)))})")
-    return check_content(f.path, data)
+    return check_content(f.path, data, settings)
 
 
-def check_content(rel: str, data: bytes) -> LoadedSource | Skipped:
-    """What only the content shows (binary, encoding, generated, minified), for bytes read
-    from disk or from a git blob; the text and hash of a file worth indexing."""
+def check_content(rel: str, data: bytes, settings: Settings | None = None) -> LoadedSource | Skipped:
+    """What only the content shows (binary, encoding, generated, minified, a credential), for
+    bytes read from disk or from a git blob; the text and hash of a file worth indexing.
+
+    Without `settings` every file is scanned for secrets (no `indexSecretFiles` exemption)."""
     reason = _content_reason(data)
     if reason is not None:
         return Skipped(rel, reason)
@@ -460,7 +483,14 @@ def check_content(rel: str, data: bytes) -> LoadedSource | Skipped:
     except UnicodeDecodeError as exc:
         offset = exc.start + bom
         return Skipped(rel, f"not valid UTF-8 (byte 0x{data[offset]:02x} at offset {offset})")
-    reason = _text_reason(text)
+    reason = None
+    if settings is None or not secret_allowed(rel, settings):
+        # First: a key in a minified or generated file is still a key, and the reason
+        # `explain` gives should be the one that matters.
+        finding = secret_scan.scan(text, rel)
+        if finding is not None:
+            reason = f"may hold secrets ({finding})"
+    reason = reason or _text_reason(text)
     if reason is not None:
         return Skipped(rel, reason)
     return LoadedSource(text=text, sha256=hashlib.sha256(data).hexdigest())
