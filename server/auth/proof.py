@@ -27,6 +27,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import threading
 import time
@@ -130,6 +131,28 @@ class ReplayCache:
         return len(self._seen)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _claims(raw: bytes) -> tuple[str, str, float, str]:
+    """(m, d, iat, jti) of a proof, each of exactly its type; `ValueError` otherwise.
+
+    Python's json reads `NaN` and `Infinity`, and every comparison with NaN is False, so a
+    NaN `iat` would pass both freshness checks for ever: those constants are refused, and
+    so is any `iat` that is not a finite int or float (`True` is an int to `isinstance`).
+    """
+    claims = json.loads(raw, parse_constant=_no_constant)
+    if not isinstance(claims, dict):
+        raise ValueError("the claims are not an object")
+    method, dig, iat, jti = claims["m"], claims["d"], claims["iat"], claims["jti"]
+    if not (type(method) is str and type(dig) is str and type(jti) is str and 8 <= len(jti) <= 128):
+        raise ValueError("a claim has the wrong type")
+    if type(iat) not in (int, float) or not math.isfinite(iat):
+        raise ValueError("iat is not a finite number")
+    return method, dig, float(iat), jti
+
+
 def verify(key: bytes, header: str | None, body: bytes, message: Any, replay: ReplayCache,
            *, now: float | None = None) -> None:
     """Raise `ProofRejected` unless `header` is a fresh, unused proof for exactly `body`."""
@@ -141,12 +164,8 @@ def verify(key: bytes, header: str | None, body: bytes, message: Any, replay: Re
     encoded, mac_text = header.split(".")
     try:
         given = unb64(mac_text)
-        claims = json.loads(unb64(encoded))
-        method, dig, iat, jti = claims["m"], claims["d"], claims["iat"], claims["jti"]
-        if not (isinstance(method, str) and isinstance(dig, str) and isinstance(jti, str)
-                and isinstance(iat, int | float) and 8 <= len(jti) <= 128):
-            raise TypeError("claim types")
-    except (ValueError, TypeError, KeyError):
+        method, dig, iat, jti = _claims(unb64(encoded))
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
         raise ProofRejected("malformed", f"the {HEADER} header cannot be read") from None
     if not same(given, _mac(key, b"proof", encoded.encode())):
         raise ProofRejected("forged", "the proof's MAC does not match this session's key")
