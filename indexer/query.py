@@ -34,6 +34,7 @@ import pathspec
 from indexer import lexical, ranking
 from indexer.errors import Cancelled, InvalidQuery, RemoteUnavailable
 from indexer.globs import check_globs
+from indexer.limits import MAX_RESULTS, SEARCH_MODES
 from indexer.protocols import Cancellable, Embedder
 from indexer.remote_store import RemoteVectorStore
 from indexer.store import IndexStore
@@ -42,7 +43,7 @@ from indexer.types import SearchHit
 log = logging.getLogger(__name__)
 
 RRF_K = 60
-MAX_LIMIT = 200
+MAX_LIMIT = MAX_RESULTS
 CANDIDATES = 60  # per retriever; more only helped below the tenth rank
 _PATH_IN_LIMIT = 500  # above this many matching files, filter after retrieval instead of in Chroma
 _BM25 = "bm25(5.0, 2.0, 1.0)"  # FTS5 column weights: symbol, path, text
@@ -547,8 +548,8 @@ def search(
     """
     query, limit, langs, globs = validate(query, limit, languages, paths)
     floor = _check_floor(min_score)
-    if mode not in ("hybrid", "vector", "lexical"):
-        raise InvalidQuery(f"'mode' must be one of hybrid, vector, lexical; got {mode!r}.")
+    if mode not in SEARCH_MODES:
+        raise InvalidQuery(f"'mode' must be one of {', '.join(SEARCH_MODES)}; got {mode!r}.")
     allowed = matching_paths(store, globs) if globs else None
     if allowed is not None and not allowed:
         return []

@@ -10,17 +10,22 @@ drops them, keeps the default and returns a warning saying why.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-APP_NAME = "forge-indexer"
-WORKSPACE_CONFIG_FILE = ".forge-indexer.toml"
-ENV_PREFIX = "FORGE_INDEXER_"
+from indexer.locations import (  # noqa: F401  (re-exported: where these always were)
+    APP_NAME,
+    ENV_PREFIX,
+    WORKSPACE_CONFIG_FILE,
+    default_cache_root,
+    default_state_root,
+    user_config_file,
+)
+from indexer.locations import read_toml as _read_toml
+
 #: Keys a file inside the workspace may not set: a cloned repository must never decide
 #: which native model file llama.cpp parses or where a copy of the code is written.
 #: The same for the remote engines and exporters: a cloned repository must not be able to
@@ -177,34 +182,6 @@ class Settings(BaseModel):
         description="Full class name of a keyring backend to accept although it is not an OS "
         "keyring (e.g. keyrings.alt.file.PlaintextKeyring). Empty: only OS keyrings.",
     )
-
-
-def default_state_root() -> Path:
-    return Path(platformdirs.user_state_dir(APP_NAME))
-
-
-def default_cache_root() -> Path:
-    env = os.environ.get(ENV_PREFIX + "CACHE_DIR")
-    return Path(env) if env else Path(platformdirs.user_cache_dir(APP_NAME))
-
-
-def user_config_file() -> Path:
-    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
-
-
-def _read_toml(path: Path, warnings: list[str]) -> dict[str, Any]:
-    try:
-        if not path.is_file():
-            return {}
-    except OSError as exc:  # e.g. a config folder this user may not enter
-        warnings.append(f"{path}: ignored ({exc.strerror or exc}); fix its permissions or delete it.")
-        return {}
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        warnings.append(f"{path}: ignored ({exc}); fix the file or delete it.")
-        return {}
 
 
 def _from_env() -> dict[str, Any]:

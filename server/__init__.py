@@ -8,17 +8,28 @@ indexer at module level: the protocol's stdout has to be moved out of reach of n
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
-from importlib import metadata
-from typing import BinaryIO
-
-try:
-    __version__ = metadata.version("forge-indexer")
-except metadata.PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0"
+from typing import Any, BinaryIO
 
 __all__ = ["__version__", "main"]
+
+
+@functools.cache
+def _version() -> str:
+    from importlib import metadata  # tens of ms: not paid by the CLI's daemon client
+
+    try:
+        return metadata.version("forge-indexer")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        return "0.0.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        return _version()
+    raise AttributeError(f"module 'server' has no attribute {name!r}")
 
 
 def _parser() -> argparse.ArgumentParser:

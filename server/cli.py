@@ -19,11 +19,14 @@ from typing import Annotated, Any
 import typer
 
 from indexer.errors import ForgeError
+from indexer.limits import MAX_RESULTS, MIN_BUDGET, SEARCH_MODES
 from indexer.settings import load_settings
 from indexer.types import Progress
 from server.cli_common import JsonOpt, StateDir, WorkspaceOpt, cli_settings, fail
 from server.cli_daemon import _stop_daemon, daemon_app, token_app
 from server.cli_doctor import doctor
+from server.cli_explain import explain
+from server.cli_output import print_context, print_search, print_status
 from server.cli_remote import remote_app
 
 app = typer.Typer(
@@ -199,7 +202,7 @@ def _index_remote(ws: Any, json_out: bool) -> None:
 def search(
     query: Annotated[str | None, typer.Argument(help="What to look for, in words or code.")] = None,
     workspace: WorkspaceOpt = Path("."),
-    k: Annotated[int, typer.Option("-k", "--limit", help="Number of results.", min=1, max=200)] = 10,
+    k: Annotated[int, typer.Option("-k", "--limit", help="Number of results.", min=1, max=MAX_RESULTS)] = 10,
     lang: Annotated[list[str] | None, typer.Option("--lang", help="Only these languages (repeatable).")] = None,
     path_glob: Annotated[list[str] | None, typer.Option("--path", help="Only paths matching this glob (repeatable).")] = None,
     queries: Annotated[Path | None, typer.Option("--queries", help="File with one query per line; prints JSON lines.")] = None,
@@ -212,7 +215,7 @@ def search(
     rev: RevOpt = None,
 ) -> None:
     """Search the index of a workspace."""
-    if mode not in ("hybrid", "vector", "lexical"):
+    if mode not in SEARCH_MODES:
         raise fail(f"--mode must be hybrid, vector or lexical, not {mode!r}")
     if (query is None) == (queries is None):
         raise fail("give a QUERY or --queries FILE (one of them)")
@@ -235,20 +238,14 @@ def search(
             hits = run(query)
     except ForgeError as exc:
         raise fail(str(exc)) from None
-    if json_out:
-        typer.echo(json.dumps({"query": query, "results": hits}, indent=2))
-        return
-    if not hits:
-        typer.echo("no results")
-    for h in hits:
-        typer.echo(f"{h['score']:.3f}  {h['path']}:{h['start_line']}-{h['end_line']}  {h['symbol'] or ''}")
+    print_search(query, hits, as_json=json_out)
 
 
 @app.command()
 def context(
     query: Annotated[str | None, typer.Argument(help="What the context is for.")] = None,
     workspace: WorkspaceOpt = Path("."),
-    budget: Annotated[int, typer.Option("--budget", help="Token budget.", min=16)] = 2048,
+    budget: Annotated[int, typer.Option("--budget", help="Token budget.", min=MIN_BUDGET)] = 2048,
     file: Annotated[str | None, typer.Option("--file", help="Context around this file (with --line).")] = None,
     line: Annotated[int | None, typer.Option("--line", help="1-based line in --file.", min=1)] = None,
     json_out: JsonOpt = False,
@@ -266,13 +263,7 @@ def context(
                      "score": s.score, "tokens": s.tokens, "text": s.text} for s in result.snippets]}
     except ForgeError as exc:
         raise fail(str(exc)) from None
-    if json_out:
-        typer.echo(json.dumps({"query": query, **data}, indent=2))
-        return
-    for s in data["snippets"]:
-        typer.echo(f"--- {s['path']}:{s['start_line']}-{s['end_line']} (score {s['score']:.3f}, {s['tokens']} tokens)")
-        typer.echo(s["text"])
-    typer.echo(f"--- {data['tokens_used']}/{data['budget']} tokens", err=True)
+    print_context(query, data, as_json=json_out)
 
 
 @app.command()
@@ -289,21 +280,7 @@ def status(workspace: WorkspaceOpt = Path("."), json_out: JsonOpt = False, state
                 data["revision"] = ws.store.sql.get_meta("git_revision") if indexed else None
     except ForgeError as exc:
         raise fail(str(exc)) from None
-    if json_out:
-        typer.echo(json.dumps(data, indent=2))
-        return
-    keys = ["root", "files", "chunks", "vectors", "symbols", "model", "state_dir", "last_indexed", "last_error"]
-    keys += ["revision"] if "revision" in data else []
-    for key in [*keys, "daemon_pid"] if "daemon_pid" in data else keys:
-        typer.echo(f"{key:>13}: {data.get(key)}")
-    health = data.get("health") or {}
-    events = health.get("events") or []
-    last = events[-1] if events and health.get("state", "ok") != "ok" else None
-    note = f" ({last['what']}: {last['cause']}, {last['at']})" if last else ""
-    typer.echo(f"{'health':>13}: {health.get('state', 'ok')}{note}")
-    for name, remote in (data.get("remote") or {}).items():
-        why = f" ({remote['lastError']})" if remote.get("breaker") != "closed" and remote.get("lastError") else ""
-        typer.echo(f"{name:>13}: {remote.get('url')} breaker {remote.get('breaker')}{why}")
+    print_status(data, as_json=json_out)
 
 
 @app.command()
@@ -335,6 +312,7 @@ def lsp(ctx: typer.Context) -> None:
 
 
 app.command("doctor")(doctor)
+app.command("explain")(explain)
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(token_app, name="token")
 app.add_typer(remote_app, name="remote-secret")
@@ -349,4 +327,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # As the installed `forge-indexer` command does: the daemon client first (server.cli_fast).
+    from server.cli_fast import main as entry
+
+    entry()

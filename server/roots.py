@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pygls import uris
-
 from indexer.settings import Settings
 from indexer.types import Progress
 from indexer.watch import ChangeBatcher, PathFilter, WorkspaceWatcher
+from server.uris import path_to_uri, uri_to_path
 
 if TYPE_CHECKING:
     from indexer.types import IndexSummary
@@ -23,18 +22,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 State = Literal["pending", "indexing", "retrying", "idle", "error"]
-
-
-def uri_to_path(uri: str) -> Path | None:
-    """The local path of a `file:` URI (None for other schemes)."""
-    fs = uris.to_fs_path(uri)
-    return Path(fs) if fs else None
-
-
-def path_to_uri(path: Path | str) -> str:
-    uri = uris.from_fs_path(str(path))
-    assert uri is not None
-    return uri
 
 
 @dataclass(eq=False)

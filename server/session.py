@@ -12,7 +12,8 @@ from lsprotocol import types
 
 from indexer.settings import Settings, load_settings
 from indexer.watch import ChangeBatch, ChangeBatcher, PathFilter, WorkspaceWatcher, git_busy
-from server.roots import RootState, uri_to_path
+from server.roots import RootState
+from server.uris import uri_to_path
 
 if TYPE_CHECKING:
     from server.server import ForgeLanguageServer

@@ -19,8 +19,8 @@ from typing import Any, BinaryIO
 from indexer.errors import ForgeError
 from indexer.settings import ENV_PREFIX, USER_ONLY_KEYS, load_settings
 from server.daemon.framing import FramingError, frame, read_message_sync
-from server.roots import uri_to_path
 from server.session import client_section
+from server.uris import uri_to_path
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from indexer import metrics
 from server.daemon.framing import frame
-from server.roots import uri_to_path
+from server.uris import uri_to_path
 
 if TYPE_CHECKING:
     from server.server import ForgeLanguageServer

@@ -15,12 +15,20 @@ import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import platformdirs
 
 from indexer.errors import ForgeError
-from indexer.settings import APP_NAME, Settings, default_state_root
+from indexer.locations import APP_NAME, default_state_root
+
+
+class StateDirSetting(Protocol):
+    """What locating a daemon needs of the settings: `Settings`, or the CLI's daemon client's
+    few keys (`server.cli_fast`), which must not load pydantic."""
+
+    @property
+    def state_dir(self) -> Path | None: ...
 
 #: Unix socket paths are limited to 107 bytes on Linux (103 on macOS).
 MAX_SOCKET_PATH = 100
@@ -61,11 +69,11 @@ def runtime_dir() -> Path:
     return private_dir(candidate)
 
 
-def state_root(settings: Settings) -> Path:
+def state_root(settings: StateDirSetting) -> Path:
     return (settings.state_dir or default_state_root()).expanduser().resolve()
 
 
-def workspace_id(workspace: Path, settings: Settings) -> str:
+def workspace_id(workspace: Path, settings: StateDirSetting) -> str:
     """One daemon per (workspace, state dir): the same folder indexed into two places is two indexes."""
     key = f"{workspace.expanduser().resolve()}\0{state_root(settings)}"
     return hashlib.sha256(key.encode()).hexdigest()[:20]
@@ -99,12 +107,12 @@ class DaemonPaths:
         return data if isinstance(data, dict) else None
 
 
-def paths_for(workspace: Path, settings: Settings) -> DaemonPaths:
+def paths_for(workspace: Path, settings: StateDirSetting) -> DaemonPaths:
     root = workspace.expanduser().resolve()
     return DaemonPaths(id=workspace_id(root, settings), workspace=root, run=runtime_dir())
 
 
-def log_file(settings: Settings, daemon_id: str) -> Path:
+def log_file(settings: StateDirSetting, daemon_id: str) -> Path:
     """The daemon's log: beside the indexes (it outlives the runtime dir, e.g. a reboot)."""
     return private_dir(state_root(settings) / "daemon-logs") / f"{daemon_id}.log"
 

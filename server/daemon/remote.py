@@ -10,16 +10,27 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from indexer.errors import ForgeError, IndexNotReady, InvalidQuery
-from indexer.settings import Settings
 from server.daemon.client import DaemonClient, DaemonRequestError, Endpoint, find_daemon
 from server.daemon.paths import RuntimeDirUnsafe, paths_for
-from server.roots import path_to_uri, uri_to_path
+from server.uris import path_to_uri, uri_to_path
 
 
-def connect(workspace: Path, settings: Settings, *, progress: bool = False) -> RemoteWorkspace | None:
+class ClientSettings(Protocol):
+    """The settings a daemon client needs: the full `Settings`, or the few keys the CLI's fast
+    path reads without pydantic (`server.cli_fast.ClientSettings`)."""
+
+    @property
+    def state_dir(self) -> Path | None: ...
+    @property
+    def shared_daemon(self) -> bool: ...
+    @property
+    def keyring_backend(self) -> str | None: ...
+
+
+def connect(workspace: Path, settings: ClientSettings, *, progress: bool = False) -> RemoteWorkspace | None:
     """An authenticated connection to the workspace's daemon, or None if none runs."""
     if not settings.shared_daemon:
         return None
@@ -30,16 +41,22 @@ def connect(workspace: Path, settings: Settings, *, progress: bool = False) -> R
     endpoint = find_daemon(paths)
     if endpoint is None:
         return None
-    return open_remote(endpoint, paths.id, paths.workspace, settings, progress=progress)
+    recorded = (paths.read_registry() or {}).get("keyring")
+    return open_remote(endpoint, paths.id, paths.workspace, settings, progress=progress, keyring=recorded)
 
 
-def open_remote(endpoint: Endpoint, daemon_id: str, workspace: Path, settings: Settings, *,
-                progress: bool = False) -> RemoteWorkspace:
-    """Authenticate to a daemon whose registry entry we have, and say hello."""
+def open_remote(endpoint: Endpoint, daemon_id: str, workspace: Path, settings: ClientSettings, *,
+                progress: bool = False, keyring: object = None) -> RemoteWorkspace:
+    """Authenticate to a daemon whose registry entry we have, and say hello.
+
+    `keyring` is the backend class the daemon recorded; the user's keyringBackend setting,
+    when given, still decides."""
     from server.auth import secret as keyring_secret
 
     try:
-        backend = keyring_secret.select_backend(settings.keyring_backend)
+        backend = None if settings.keyring_backend else keyring_secret.recorded_backend(keyring)
+        if backend is None:
+            backend = keyring_secret.select_backend(settings.keyring_backend)
         secret = keyring_secret.read_secret(daemon_id, backend)
     except ForgeError as exc:
         raise ForgeError(f"a daemon (pid {endpoint.pid}) serves {workspace}, but {exc}") from None

@@ -53,8 +53,8 @@ from server.daemon.hub import DAEMON_METHOD, MAX_INFLIGHT, Connection, Hub
 from server.daemon.paths import DaemonPaths
 from server.logs import REQUEST_ID
 from server.metrics_http import serve_for
-from server.roots import path_to_uri
 from server.tracing import setup_tracing, shutdown_tracing
+from server.uris import path_to_uri
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("forge.audit")  # not under `server.`: never forwarded to clients
@@ -186,6 +186,9 @@ class Daemon:
         data = {
             "pid": os.getpid(), "workspace": str(self.paths.workspace), "endpoint": self.endpoint,
             "started": self.started, "version": __version__, "id": self.paths.id,
+            # Which keyring holds the secret (a class name, not a secret): clients load it
+            # directly instead of probing every backend (`keyring_secret.recorded_backend`).
+            "keyring": keyring_secret.backend_name(self.backend),
         }
         tmp = self.paths.registry.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -8,9 +8,9 @@ import uuid
 
 from lsprotocol import types
 
-from server.roots import uri_to_path
 from server.server import ForgeLanguageServer
 from server.session import SECTION, close_root, folders_of, open_roots, reconfigure
+from server.uris import uri_to_path
 
 log = logging.getLogger(__name__)
 
