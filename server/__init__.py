@@ -60,15 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _user_settings() -> dict[str, str | None]:
-    """metricsAddress and otelExporter from the environment and the user config file."""
+def _user_settings() -> dict[str, Any]:
+    """metricsAddress, otelExporter and lowPriority from the environment and the user config file."""
     try:
         from indexer.settings import load_settings
 
         settings = load_settings(None)[0]
     except Exception:  # reported when the workspace's settings are loaded
         return {}
-    return {"metrics_address": settings.metrics_address, "otel_exporter": settings.otel_exporter}
+    return {"metrics_address": settings.metrics_address, "otel_exporter": settings.otel_exporter,
+            "low_priority": settings.low_priority}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     from server.tracing import setup_tracing, shutdown_tracing
 
     user = _user_settings()
+    from server.priority import lower_priority
+
+    lower_priority(bool(user.get("low_priority", True)))  # this process indexes in the background
     endpoint = serve_for(ls, args.metrics or user.get("metrics_address"))
     setup_tracing(user.get("otel_exporter"))
     try:

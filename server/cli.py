@@ -283,6 +283,40 @@ def status(workspace: WorkspaceOpt = Path("."), json_out: JsonOpt = False, state
     print_status(data, as_json=json_out)
 
 
+def _pause_or_resume(workspace: Path, state_dir: Path | None, json_out: bool, *, pause: bool) -> None:
+    from server.daemon.remote import connect
+
+    root = workspace.expanduser().resolve()
+    try:
+        ws = connect(root, cli_settings(root, state_dir))
+        if ws is None:
+            raise ForgeError(
+                f"no daemon serves {root}, so nothing indexes it in the background"
+                + (" to pause" if pause else " and nothing is paused")
+                + " (an editor serving it without a daemon has its own Pause/Resume Indexing command)."
+            )
+        with ws:
+            result = ws.pause() if pause else ws.resume()
+    except ForgeError as exc:
+        raise fail(str(exc)) from None
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(f"{result.get('message')} (daemon pid {ws.pid})")
+
+
+@app.command()
+def pause(workspace: WorkspaceOpt = Path("."), json_out: JsonOpt = False, state_dir: StateDir = None) -> None:
+    """Pause the daemon's background indexing of a workspace (changes wait; search keeps working)."""
+    _pause_or_resume(workspace, state_dir, json_out, pause=True)
+
+
+@app.command()
+def resume(workspace: WorkspaceOpt = Path("."), json_out: JsonOpt = False, state_dir: StateDir = None) -> None:
+    """Resume background indexing paused by `pause` (or by an editor's Pause Indexing command)."""
+    _pause_or_resume(workspace, state_dir, json_out, pause=False)
+
+
 @app.command()
 def model(json_out: JsonOpt = False) -> None:
     """Show which embedding model is in use and where it is."""

@@ -51,7 +51,8 @@ def print_status(data: dict[str, Any], *, as_json: bool) -> None:
         return
     keys = ["root", "files", "chunks", "vectors", "symbols", "model", "state_dir", "last_indexed", "last_error"]
     keys += ["revision"] if "revision" in data else []
-    for key in [*keys, "daemon_pid"] if "daemon_pid" in data else keys:
+    keys += [k for k in ("daemon_pid", "paused") if k in data]
+    for key in keys:
         _out(f"{key:>13}: {data.get(key)}")
     health = data.get("health") or {}
     events = health.get("events") or []

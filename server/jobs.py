@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lsprotocol import types
 
@@ -165,6 +165,7 @@ class IndexWorker:
         self._queue: list[Job] = []
         self._current: Job | None = None
         self._stopping = False
+        self._paused = False
         self._thread: threading.Thread | None = None
 
     # -- submitting -----------------------------------------------------------------------
@@ -221,6 +222,53 @@ class IndexWorker:
         token = root.index_cancel
         if token is not None:
             token.cancel()
+
+    # -- pausing --------------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> dict[str, Any]:
+        """Hold background indexing: queued work (saves, scans, embedding) waits, changes keep
+        coalescing, and a running job stops at the end of its slice (a few seconds at most).
+        Closing a folder still runs. Not kept across a restart of the process."""
+        with self._cond:
+            was, self._paused = self._paused, True
+            running = self._current is not None and self._current.kind != "close"
+            waiting = len(self._queue)
+        if was:
+            message = "indexing was already paused"
+        elif running or waiting:
+            message = "indexing paused; it goes on from where it stopped after `resume`"
+        else:
+            message = "indexing paused (nothing was running); changes from now on wait for `resume`"
+        for root in self._ls.roots.all():
+            if root.progress is not None:
+                root.progress.note("paused")
+        log.info("background indexing paused")
+        return {"paused": True, "wasPaused": was, "running": running, "waiting": waiting, "message": message}
+
+    def resume(self) -> dict[str, Any]:
+        """Let held work run again."""
+        with self._cond:
+            was, self._paused = self._paused, False
+            waiting = len(self._queue)
+            self._cond.notify_all()
+        if not was:
+            message = ("indexing was not paused (a daemon forgets a pause when it restarts); "
+                       "nothing to resume")
+        elif waiting:
+            message = f"indexing resumed: {waiting} queued job(s) run now"
+        else:
+            message = "indexing resumed; nothing was waiting"
+        if was:
+            log.info("background indexing resumed")
+        return {"paused": False, "wasPaused": was, "waiting": waiting, "message": message}
+
+    def _runnable(self) -> list[Job]:
+        """Caller holds `_cond`. While paused only closing a folder runs."""
+        return [j for j in self._queue if not self._paused or j.kind == "close"]
 
     def busy(self) -> bool:
         with self._cond:
@@ -336,11 +384,11 @@ class IndexWorker:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._stopping:
+                while not self._runnable() and not self._stopping:
                     self._cond.wait()
                 if self._stopping:
                     return
-                job = min(self._queue, key=lambda j: (PRIORITY[j.kind], j.seq))
+                job = min(self._runnable(), key=lambda j: (PRIORITY[j.kind], j.seq))
                 self._queue.remove(job)
                 self._current = job
             context = WORKSPACE.set(job.root.name)  # log lines of this job name the workspace

@@ -93,6 +93,10 @@ class StatusParams(RequestParams):
     """`forge/status` takes no parameters."""
 
 
+class PauseParams(RequestParams):
+    """`forge/pause` and `forge/resume` take no parameters."""
+
+
 class ParamsError(ValueError):
     """Params that are not even an object."""
 

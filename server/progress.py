@@ -95,6 +95,13 @@ class IndexProgress:
         value = types.WorkDoneProgressReport(message=message, percentage=pct, cancellable=True)
         self._ls.call_soon(self._ls.work_done_progress.report, self.token, value)
 
+    def note(self, message: str) -> None:
+        """A report with a message only (the bar keeps its percentage): e.g. "paused"."""
+        if self.token is None:
+            return
+        value = types.WorkDoneProgressReport(message=message, cancellable=True)
+        self._ls.call_soon(self._ls.work_done_progress.report, self.token, value)
+
     def end(self, message: str) -> None:
         if self.token is None:
             return

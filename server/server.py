@@ -46,6 +46,7 @@ FEATURES = (
     "server.features.search",
     "server.features.context",
     "server.features.status",
+    "server.features.pause",
 )
 
 

@@ -7,7 +7,9 @@ import { createClient } from "./client";
 import { contextParams, contextSummary, fenceLanguage, formatContext } from "./context";
 import {
   ContextRequest,
+  PauseRequest,
   ReindexRequest,
+  ResumeRequest,
   SearchRequest,
   StatusRequest,
   describeError,
@@ -56,6 +58,8 @@ class ForgeExtension implements vscode.Disposable {
     cmd("forgeIndexer.showStatus", () => this.showStatus());
     cmd("forgeIndexer.reindexWorkspace", () => this.reindex(undefined));
     cmd("forgeIndexer.reindexFile", (uri?: vscode.Uri) => this.reindex(uri ?? vscode.window.activeTextEditor?.document.uri ?? null));
+    cmd("forgeIndexer.pauseIndexing", () => this.pause(true));
+    cmd("forgeIndexer.resumeIndexing", () => this.pause(false));
     cmd("forgeIndexer.showOutput", () => { this.output.show(true); });
     cmd("forgeIndexer.restartServer", () => this.restart());
     cmd("forgeIndexer.clearResults", () => { this.results.clear(); this.view.description = ""; });
@@ -290,6 +294,19 @@ class ForgeExtension implements vscode.Disposable {
         () => client.sendRequest(ReindexRequest, { uri: uri.toString(), wait: true, timeoutMs: 120_000 }),
       );
       vscode.window.setStatusBarMessage(`forge-indexer: ${name} ${r.done ? "reindexed" : "is being reindexed"}`, 4000);
+      void this.refreshStatus();
+    } catch (err) {
+      void vscode.window.showErrorMessage(describeError(err));
+    }
+  }
+
+  /** Pause (or resume) background indexing: the server says what it did. */
+  async pause(pause: boolean): Promise<void> {
+    const client = this.running();
+    if (client === undefined) return;
+    try {
+      const r = await client.sendRequest(pause ? PauseRequest : ResumeRequest);
+      void vscode.window.showInformationMessage(`forge-indexer: ${r.message}`);
       void this.refreshStatus();
     } catch (err) {
       void vscode.window.showErrorMessage(describeError(err));

@@ -93,6 +93,16 @@ export interface RootStatus {
 
 export interface StatusResult {
   roots: RootStatus[];
+  /** True while background indexing is paused (`forge/pause`). */
+  indexingPaused?: boolean;
+}
+
+/** The answer to `forge/pause` and `forge/resume`. */
+export interface PauseResult {
+  paused: boolean;
+  wasPaused: boolean;
+  waiting: number;
+  message: string;
 }
 
 export interface ReindexParams {
@@ -110,6 +120,8 @@ export const SearchRequest = new RequestType<SearchParams, SearchResult, void>("
 export const ContextRequest = new RequestType<ContextParams, ContextResult, void>("forge/context");
 export const StatusRequest = new ProtocolRequestType0<StatusResult, never, void, void>("forge/status");
 export const ReindexRequest = new RequestType<ReindexParams, ReindexResult, void>("forge/reindex");
+export const PauseRequest = new ProtocolRequestType0<PauseResult, never, void, void>("forge/pause");
+export const ResumeRequest = new ProtocolRequestType0<PauseResult, never, void, void>("forge/resume");
 
 /** JSON-RPC error codes the server uses (docs/lsp-api.md#errors). */
 export const ErrorCodes = {

@@ -163,7 +163,16 @@ class RemoteWorkspace:
             "last_error": r.get("lastError"), "state": r.get("state"),
             "coverage": r.get("coverage"), "semantic_coverage": r.get("semanticCoverage"),
             "health": r.get("health"), "remote": r.get("remote") or {}, "daemon_pid": self.pid,
+            "paused": bool(result.get("indexingPaused")),
         }
+
+    def pause(self) -> dict[str, Any]:
+        """Hold the daemon's background indexing (`forge/pause`)."""
+        return dict(self._call("forge/pause", {}))
+
+    def resume(self) -> dict[str, Any]:
+        """Let it go on (`forge/resume`)."""
+        return dict(self._call("forge/resume", {}))
 
     def index(self, on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Reindex the workspace in the daemon and wait for it (embedding included)."""

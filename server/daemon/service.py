@@ -372,6 +372,9 @@ def run_daemon(paths: DaemonPaths, settings: Settings, *, idle_timeout_s: float,
     """Start the daemon in this process and serve until it stops (the exit status)."""
     backend = keyring_secret.select_backend(settings.keyring_backend)
     secret = keyring_secret.load_or_create(paths.id, backend)
+    from server.priority import lower_priority
+
+    lower_priority(settings.low_priority)  # the daemon's work is background work
 
     async def main() -> None:
         daemon = Daemon(paths, settings, backend, secret, idle_timeout_s=idle_timeout_s, tcp=tcp)

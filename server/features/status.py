@@ -46,7 +46,9 @@ def register(ls: ForgeLanguageServer) -> None:
 async def _status(ls: ForgeLanguageServer, raw: Any) -> dict[str, Any]:
     parse_params(StatusParams, raw)
     roots = ls.roots.all()
-    return await ls.run_query(lambda cancel: queries.status(roots))
+    result = await ls.run_query(lambda cancel: queries.status(roots))
+    result["indexingPaused"] = ls.worker.paused
+    return result
 
 
 async def _reindex(ls: ForgeLanguageServer, raw: Any) -> dict[str, Any]:

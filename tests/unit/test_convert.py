@@ -343,8 +343,8 @@ def test_default_model_spec(bundled: Path) -> None:
     assert spec.input_tokens == 24  # BUNDLED_INPUT_TOKENS (80), never past max_tokens
     assert (spec.query_prefix, spec.document_prefix) == ("", "")
     assert not spec.path.exists()  # resolving is cheap: it never converts
-    info = m.model_info(Settings(n_threads=3))
-    assert info["converted"] is False and info["n_threads"] == 3 and info["source"] == "bundled"
+    info = m.model_info(Settings(n_threads=1))
+    assert info["converted"] is False and info["n_threads"] == 1 and info["source"] == "bundled"
     assert info["precision"] == spec.precision == "f16"
     m.ensure_default_gguf()
     assert m.model_info(Settings())["converted"] is True
