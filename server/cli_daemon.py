@@ -23,10 +23,11 @@ token_app = typer.Typer(help="Manage the workspace secret that guards the daemon
 
 
 def _parse_tcp(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise ForgeError(f"--tcp {value}: give HOST:PORT, e.g. 127.0.0.1:7997")
-    return host.strip("[]"), int(port)
+    """`--tcp HOST:PORT` → (numeric loopback address, port); a host name is resolved here,
+    before anything starts, and refused unless every address it has is loopback."""
+    from server.loopback import parse_loopback
+
+    return parse_loopback(value, "--tcp", 7997)
 
 
 @daemon_app.callback(invoke_without_command=True)
@@ -54,7 +55,10 @@ def daemon(
     from server.logs import context_handler, setup_logging
 
     root = workspace.expanduser().resolve()
+    logged = False  # the daemon's log exists: errors go there too
+    stderr_handler: logging.Handler | None = None
     try:
+        address = _parse_tcp(tcp) if tcp else None  # first: a bad address stops nothing
         settings = cli_settings(root, state_dir)
         if metrics is not None:
             settings = settings.model_copy(update={"metrics_address": metrics})
@@ -66,15 +70,20 @@ def daemon(
             raise ForgeError(f"a daemon already serves {root} (pid {running.pid})")
         logs = log_file(settings, paths.id)
         setup_logging(str(logs), "INFO", settings.log_format)
+        logged = True
         if not background:
-            handler = logging.StreamHandler(sys.stderr)
-            context_handler(handler, settings.log_format, "%(levelname)s %(message)s")
-            logging.getLogger().addHandler(handler)
+            stderr_handler = logging.StreamHandler(sys.stderr)
+            context_handler(stderr_handler, settings.log_format, "%(levelname)s %(message)s")
+            logging.getLogger().addHandler(stderr_handler)
             typer.echo(f"daemon for {root}; log: {logs}", err=True)
         timeout = settings.daemon_idle_timeout_s if idle_timeout is None else idle_timeout
-        code = run_daemon(paths, settings, idle_timeout_s=timeout, tcp=_parse_tcp(tcp) if tcp else None)
+        code = run_daemon(paths, settings, idle_timeout_s=timeout, tcp=address)
     except ForgeError as exc:
-        logging.getLogger(__name__).error("%s", exc)
+        # Into the daemon's log, if it has one; on the terminal once, as `error: ...`.
+        if stderr_handler is not None:
+            logging.getLogger().removeHandler(stderr_handler)
+        if logged:
+            logging.getLogger(__name__).error("%s", exc)
         raise fail(str(exc)) from None
     raise typer.Exit(code)
 

@@ -10,9 +10,7 @@ after every index run.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +21,8 @@ from prometheus_client.metrics_core import Metric
 
 from indexer import metrics
 from indexer.errors import ForgeError
+from server.loopback import loopback_host as resolve_loopback
+from server.loopback import split_host_port
 
 if TYPE_CHECKING:
     from server.roots import RootState
@@ -39,37 +39,12 @@ class MetricsAddressError(ForgeError):
 
 def parse_address(text: str) -> tuple[str, int]:
     """`HOST:PORT` (`[::1]:9464` for IPv6; a bare `:PORT` means 127.0.0.1) → (host, port)."""
-    value = text.strip()
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise MetricsAddressError(
-            f"metrics address {text!r}: give HOST:PORT on a loopback address, e.g. 127.0.0.1:{DEFAULT_PORT}"
-        )
-    host = host.strip("[]") or "127.0.0.1"
-    return host, int(port)
+    return split_host_port(text, "metrics address", DEFAULT_PORT, MetricsAddressError)
 
 
 def loopback_host(host: str, port: int) -> str:
-    """`host` as a numeric loopback address; `MetricsAddressError` if it is anything else.
-
-    Every address the name resolves to must be loopback (a name that resolves to both
-    127.0.0.1 and a LAN address is refused: the server would bind the first one).
-    """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise MetricsAddressError(
-            f"metrics address {host}:{port}: cannot resolve {host!r} ({exc.strerror}); "
-            f"use 127.0.0.1:{port}"
-        ) from None
-    addresses = {str(info[4][0]) for info in infos}
-    outside = sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_loopback)
-    if not addresses or outside:
-        raise MetricsAddressError(
-            f"metrics address {host}:{port} resolves to {', '.join(outside) or 'nothing'}, which is not "
-            f"loopback: the metrics endpoint listens on 127.0.0.0/8 or ::1 only. Use 127.0.0.1:{port}."
-        )
-    return str(infos[0][4][0])
+    """`host` as a numeric loopback address; `MetricsAddressError` if it is anything else."""
+    return resolve_loopback(host, port, "metrics address", MetricsAddressError)
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 pygls reads whatever Content-Length a peer announces; on a shared endpoint that lets any
 connection make the daemon allocate gigabytes. Here a header line, the number of headers
-and the body size are capped before anything is read, and a violation raises
-`FramingError`, which closes that one connection.
+and the body size are capped before anything is read (far lower before the connection
+has authenticated: `PREAUTH_MAX_BODY`), and a violation raises `FramingError`, which
+closes that one connection.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ MAX_HEADER_LINE = 8 * 1024
 MAX_HEADERS = 16
 #: A request body larger than this is refused (forge requests are small: no file text).
 MAX_BODY = 16 * 1024 * 1024
+#: Until a connection has authenticated it may only send the handshake answer (about 150
+#: bytes): a few KiB each, so a crowd of strangers cannot make the daemon allocate much.
+PREAUTH_MAX_BODY = 4 * 1024
+PREAUTH_MAX_HEADER_LINE = 1024
 
 
 class FramingError(Exception):
@@ -43,7 +48,8 @@ def _length(headers: Headers, max_body: int) -> int:
     return length
 
 
-async def read_message(reader: asyncio.StreamReader, max_body: int = MAX_BODY) -> tuple[Headers, bytes] | None:
+async def read_message(reader: asyncio.StreamReader, max_body: int = MAX_BODY,
+                       max_header_line: int = MAX_HEADER_LINE) -> tuple[Headers, bytes] | None:
     """One message from an asyncio stream; None on a clean end of stream between messages."""
     headers: Headers = {}
     while True:
@@ -55,7 +61,7 @@ async def read_message(reader: asyncio.StreamReader, max_body: int = MAX_BODY) -
             raise FramingError("connection closed inside a header") from None
         except asyncio.LimitOverrunError:
             raise FramingError("header line too long") from None
-        if len(line) > MAX_HEADER_LINE:
+        if len(line) > max_header_line:
             raise FramingError("header line too long")
         line = line.rstrip(b"\r\n")
         if not line:

@@ -10,6 +10,9 @@ puts this hub in front of it: the hub is the server's only "client". It
 - fans progress out: a `window/workDoneProgress/create` from the server is answered at
   once and repeated to every connection that supports progress, a connection that joins
   mid-run gets the current begin/report, and other notifications go to everyone;
+- sends broadcasts and server requests only to connections authenticated under the current
+  secret: after a rotation, a connection gets nothing until it answers the new challenge
+  (answers to its own earlier requests are held until then);
 - counts workspace folders per connection: a folder a connection adds is served while any
   connection has it; the daemon's own workspace always is;
 - bounds the work a connection can queue (`MAX_INFLIGHT`): past it the hub stops reading
@@ -45,6 +48,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_INFLIGHT = 16
+#: Answers held for a connection that re-authenticates after a rotation (its own requests,
+#: at most `MAX_INFLIGHT`, and a few refusals); past this it is closed.
+MAX_HELD = 4 * MAX_INFLIGHT
 #: A client that stops reading is dropped once this much output waits for it.
 MAX_WRITE_BUFFER = 64 * 1024 * 1024
 DAEMON_METHOD = "forge/daemon"
@@ -115,15 +121,44 @@ class Connection:
         self.options: Any = None  # its initializationOptions
         self.bucket: TokenBucket | None = None  # its request rate limit (set by the hub)
         self.limited = 0  # requests refused for going over it
+        self.held: list[bytes] = []  # answers waiting for a re-authentication
 
     @property
     def inflight(self) -> int:
         return len(self.requests)
 
+    @property
+    def authenticated(self) -> bool:
+        """Holds a session key under the current secret (no challenge is open)."""
+        return self.key is not None and self.nonce is None
+
     def send(self, msg: JsonMsg) -> None:
         self.send_raw(json.dumps(msg, separators=(",", ":")).encode())
 
     def send_raw(self, body: bytes) -> None:
+        if self.key is not None and self.nonce is not None:
+            # Challenged again after a rotation: answers to what it asked before are held
+            # until it proves it has the new secret, and dropped if it never does.
+            if len(self.held) >= MAX_HELD:
+                log.warning("connection %d holds %d answers while re-authenticating; closing it",
+                            self.number, len(self.held))
+                self.close()
+                return
+            self.held.append(body)
+            return
+        self.write_now(body)
+
+    def handshake(self, msg: JsonMsg) -> None:
+        """A handshake message (or a refusal): sent whether or not the connection is authenticated."""
+        self.write_now(json.dumps(msg, separators=(",", ":")).encode())
+
+    def release(self) -> None:
+        """Re-authenticated: send what was held meanwhile."""
+        held, self.held = self.held, []
+        for body in held:
+            self.write_now(body)
+
+    def write_now(self, body: bytes) -> None:
         if self.closed:
             return
         transport = self.writer.transport
@@ -283,7 +318,9 @@ class Hub:
                    "method": "window/workDoneProgress/create", "params": {"token": token}})
 
     def _ready(self) -> list[Connection]:
-        return [c for c in self.conns.values() if c.ready and not c.closed]
+        """Who gets broadcasts and server requests: initialised, and authenticated under the
+        current secret (a connection challenged after a rotation gets nothing until it answers)."""
+        return [c for c in self.conns.values() if c.ready and c.authenticated and not c.closed]
 
     # -- the clients' side ---------------------------------------------------------------
 

@@ -6,10 +6,17 @@ server for its workspace through the `Hub`, and listens on a Unix socket in the 
 runtime dir (or, only when asked, on a loopback TCP port). Each connection:
 
 1. is checked for the peer's uid (`SO_PEERCRED`; `/proc/net/tcp` for loopback TCP);
-2. gets a fresh nonce and has `AUTH_TIMEOUT_S` to answer it (`server.auth.proof`);
+2. gets a fresh nonce and has `AUTH_TIMEOUT_S` to answer it (`server.auth.proof`), in
+   one small frame (`PREAUTH_MAX_BODY`); until then it waits among at most
+   `MAX_UNAUTHENTICATED` others (the oldest is dropped for a newcomer), apart from the
+   `MAX_CONNECTIONS` authenticated ones, so strangers cannot crowd out clients;
 3. then sends framed messages, each with a `Forge-Proof`; a bad proof gets a JSON-RPC
    error (-32001) and one audit line and is otherwise ignored; garbage, an oversized
-   Content-Length or a truncated body closes that connection only.
+   Content-Length, a truncated body or a body that is not JSON (bad UTF-8, nested too
+   deeply) closes that connection only, with an audit line.
+
+After `token rotate` every session is challenged again and closed unless it answers within
+`AUTH_TIMEOUT_S`; meanwhile it gets no broadcasts (`Hub`).
 
 The daemon stops on SIGTERM/SIGINT, on `forge-indexer daemon stop`, or after
 `daemonIdleTimeout` seconds with no connection and no indexing work.
@@ -48,10 +55,18 @@ from server.auth.proof import (
     unb64,
     verify,
 )
-from server.daemon.framing import MAX_HEADER_LINE, FramingError, read_message
+from server.daemon.framing import (
+    MAX_BODY,
+    MAX_HEADER_LINE,
+    PREAUTH_MAX_BODY,
+    PREAUTH_MAX_HEADER_LINE,
+    FramingError,
+    read_message,
+)
 from server.daemon.hub import DAEMON_METHOD, MAX_INFLIGHT, Connection, Hub
 from server.daemon.paths import DaemonPaths
 from server.logs import REQUEST_ID
+from server.loopback import loopback_host
 from server.metrics_http import serve_for
 from server.tracing import setup_tracing, shutdown_tracing
 from server.uris import path_to_uri
@@ -62,7 +77,12 @@ audit = logging.getLogger("forge.audit")  # not under `server.`: never forwarded
 AUTH_TIMEOUT_S = 5.0
 PROOF_ERROR = -32001
 REAUTH_ERROR = -32002
+#: Authenticated connections (editors, CLI calls) at once.
 MAX_CONNECTIONS = 256
+#: Connections still in the handshake; counted apart so that silent strangers never take
+#: an authenticated client's place. When full the oldest is dropped for the newcomer: a
+#: real client answers within a round trip, a squatter waits out its timeout.
+MAX_UNAUTHENTICATED = 64
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int | None, int | None]:
@@ -118,6 +138,7 @@ class Daemon:
         self.started = time.time()
         self.endpoint = ""
         self.stats = {"connections": 0, "rejected": 0}
+        self.pending: dict[int, Connection] = {}  # connections still in the handshake (oldest first)
         self.metrics_address: str | None = settings.metrics_address
         from server.server import create_server
 
@@ -165,9 +186,11 @@ class Daemon:
     async def _listen(self) -> asyncio.AbstractServer:
         if self.tcp is not None:
             host, port = self.tcp
-            if not ipaddress.ip_address(host).is_loopback:
-                raise ForgeError(f"--tcp {host}: the daemon listens on loopback addresses only.")
-            server = await asyncio.start_server(self._on_connect, host, port, limit=2 * MAX_HEADER_LINE)
+            try:
+                server = await asyncio.start_server(self._on_connect, host, port, limit=2 * MAX_HEADER_LINE)
+            except OSError as exc:
+                raise ForgeError(f"--tcp {host}:{port}: cannot listen ({exc.strerror or exc}); "
+                                 "pick a free port") from None
             bound = server.sockets[0].getsockname()
             self.endpoint = f"tcp:{bound[0]}:{bound[1]}"
             return server
@@ -224,38 +247,56 @@ class Daemon:
             self._audit("refused", peer, "", f"peer uid {uid} is not the daemon's uid {os.getuid()}")
             writer.close()
             return
-        if len(self.hub.conns) >= MAX_CONNECTIONS:
-            self._audit("refused", peer, "", f"already {MAX_CONNECTIONS} connections")
-            writer.close()
-            return
         conn = Connection(writer, peer)
         self.stats["connections"] += 1
-        self.hub.add(conn)
+        if len(self.pending) >= MAX_UNAUTHENTICATED:
+            oldest = next(iter(self.pending.values()))
+            self._audit("closed", oldest.peer, "", f"still not authenticated while {MAX_UNAUTHENTICATED} "
+                        "connections wait; the oldest makes room")
+            oldest.close()
+            self.pending.pop(oldest.number, None)
+        self.pending[conn.number] = conn
         self._challenge(conn)
         try:
             await self._serve(conn, reader)
         except FramingError as exc:
             self._audit("closed", conn.peer, "", f"framing: {exc}")
-        except (TimeoutError, ConnectionError) as exc:
+        except TimeoutError:
+            if conn.key is None:
+                self._audit("closed", conn.peer, "", f"no answer to the challenge within {AUTH_TIMEOUT_S:.0f} s")
+        except ConnectionError as exc:
             log.debug("connection %d ended: %s", conn.number, exc)
+        except Exception as exc:  # never let one connection's surprise end the daemon's task quietly
+            log.exception("connection %d failed", conn.number)
+            self._audit("closed", conn.peer, "", f"internal error: {type(exc).__name__}")
         finally:
+            self.pending.pop(conn.number, None)
+            conn.close()
             self.hub.drop(conn)
 
     def _challenge(self, conn: Connection) -> None:
-        conn.nonce = new_nonce()
-        conn.send({"forge": "hello", "v": 1, "nonce": b64(conn.nonce)})
+        conn.nonce = nonce = new_nonce()
+        conn.handshake({"forge": "hello", "v": 1, "nonce": b64(nonce)})
+        if conn.key is not None:  # a live session challenged again (rotation): answer or go
+            asyncio.get_running_loop().call_later(AUTH_TIMEOUT_S, self._expire, conn, nonce)
+
+    def _expire(self, conn: Connection, nonce: bytes) -> None:
+        if conn.nonce is nonce and not conn.closed:
+            self._audit("closed", conn.peer, "", f"not re-authenticated within {AUTH_TIMEOUT_S:.0f} s "
+                        "of a secret rotation")
+            conn.close()
 
     async def _serve(self, conn: Connection, reader: asyncio.StreamReader) -> None:
         while not conn.closed:
-            timeout = AUTH_TIMEOUT_S if conn.key is None else None
-            got = await asyncio.wait_for(read_message(reader), timeout)
+            if conn.key is None:  # strangers get one small frame and a few seconds
+                read = read_message(reader, PREAUTH_MAX_BODY, PREAUTH_MAX_HEADER_LINE)
+                got = await asyncio.wait_for(read, AUTH_TIMEOUT_S)
+            else:
+                got = await read_message(reader, MAX_BODY)
             if got is None:
                 return
             headers, body = got
-            try:
-                msg = json.loads(body)
-            except ValueError:
-                raise FramingError("the body is not JSON") from None
+            msg = _parse_body(body)
             if isinstance(msg, dict) and msg.get("forge") == "auth":
                 if not self._authenticate(conn, msg):
                     return
@@ -291,14 +332,26 @@ class Daemon:
             cnonce, mac = b"", b""
         if nonce is None or len(cnonce) < 16 or not same(mac, client_auth(self._secret, nonce, cnonce)):
             self._audit("denied", conn.peer, "", "the answer to the challenge is wrong")
-            conn.send({"forge": "denied", "reason": "authentication failed: the client does not hold "
-                       "this workspace's secret"})
+            conn.handshake({"forge": "denied", "reason": "authentication failed: the client does not "
+                            "hold this workspace's secret"})
+            conn.close()
+            return False
+        first = conn.key is None
+        if first and len(self.hub.conns) >= MAX_CONNECTIONS:
+            self._audit("refused", conn.peer, "", f"already {MAX_CONNECTIONS} authenticated connections")
+            conn.handshake({"forge": "denied", "reason": f"the daemon already serves {MAX_CONNECTIONS} "
+                            "connections; close some and try again"})
             conn.close()
             return False
         conn.key = session_key(self._secret, nonce, cnonce)
         conn.nonce = None
-        conn.send({"forge": "ok", "mac": b64(daemon_auth(self._secret, nonce, cnonce)),
-                   "pid": os.getpid()})
+        conn.handshake({"forge": "ok", "mac": b64(daemon_auth(self._secret, nonce, cnonce)),
+                        "pid": os.getpid()})
+        if first:
+            self.pending.pop(conn.number, None)
+            self.hub.add(conn)
+        else:
+            conn.release()
         log.info("connection %d authenticated (%s)", conn.number, conn.peer)
         return True
 
@@ -309,7 +362,7 @@ class Daemon:
         if audit_it:
             self._audit(f"rejected {reason}", conn.peer, method, detail)
         if isinstance(msg, dict) and "id" in msg and method:
-            conn.send({"jsonrpc": "2.0", "id": msg["id"], "error": {
+            conn.handshake({"jsonrpc": "2.0", "id": msg["id"], "error": {
                 "code": code, "message": f"forge-indexer daemon: request refused: {detail}",
                 "data": {"kind": "ProofRejected" if code == PROOF_ERROR else "ReauthRequired",
                          "reason": reason}}})
@@ -343,6 +396,8 @@ class Daemon:
         others = [c for c in self.hub.conns.values() if c is not requester and c.key is not None]
         for conn in others:
             self._challenge(conn)
+        # The requester too, once it has its answer (sent right after this returns).
+        asyncio.get_running_loop().call_soon(self._challenge, requester)
         self._audit("rotated", requester.peer, DAEMON_METHOD, f"{len(others)} connections must re-authenticate")
         return {"rotated": True, "reauthenticating": len(others)}
 
@@ -354,7 +409,20 @@ class Daemon:
             "rejected": self.stats["rejected"], "rssMb": _rss_mb(),
             "roots": [str(r.path) for r in self.ls.roots.all()],
             "busy": self.ls.worker.busy(), "idleTimeoutS": self.idle_timeout_s,
+            "unauthenticated": len(self.pending),
         }
+
+
+def _parse_body(body: bytes) -> Any:
+    """The JSON of one body; `FramingError` (the connection closes) for anything unreadable."""
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise FramingError("the body is not UTF-8") from None
+    except RecursionError:
+        raise FramingError("the body is nested too deeply") from None
+    except ValueError:
+        raise FramingError("the body is not JSON") from None
 
 
 def _rss_mb() -> float | None:
@@ -370,6 +438,8 @@ def _rss_mb() -> float | None:
 def run_daemon(paths: DaemonPaths, settings: Settings, *, idle_timeout_s: float,
                tcp: tuple[str, int] | None = None) -> int:
     """Start the daemon in this process and serve until it stops (the exit status)."""
+    if tcp is not None:  # before anything starts: a bad address is one line, not a traceback
+        tcp = (loopback_host(tcp[0], tcp[1], "--tcp"), tcp[1])
     backend = keyring_secret.select_backend(settings.keyring_backend)
     secret = keyring_secret.load_or_create(paths.id, backend)
     from server.priority import lower_priority
