@@ -59,7 +59,8 @@ def _decide(root: Path, rel: str, state_dir: Path | None) -> dict[str, Any]:
 
 
 def explain(
-    path: Annotated[Path, typer.Argument(help="The file to explain (relative to the current folder).")],
+    path: Annotated[Path, typer.Argument(
+        help="The file to explain (relative to the current folder, or else to the workspace).")],
     workspace: WorkspaceOpt = Path("."),
     state_dir: StateDir = None,
     json_out: JsonOpt = False,
@@ -67,7 +68,10 @@ def explain(
     """Say whether a file is indexed and which rule decided (ignore files, size, content, secrets)."""
     root = workspace.expanduser().resolve()
     full = path.expanduser()
-    full = full if full.is_absolute() else Path.cwd() / full
+    if not full.is_absolute():
+        # Relative to the current folder; failing that, to the workspace named with -w.
+        here = Path.cwd() / full
+        full = here if here.parent.resolve().is_relative_to(root) else root / full
     # Resolve the folder, not the file: a symlink must be explained as itself.
     full = full.parent.resolve() / full.name
     try:

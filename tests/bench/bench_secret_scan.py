@@ -196,8 +196,8 @@ def false_positives(limit: int, show: int) -> None:
     print(f"  cost per file: mean {statistics.fmean(costs) * 1e6:.0f} µs, p50 {costs[len(costs) // 2] * 1e6:.0f} µs, "
           f"p99 {costs[int(len(costs) * 0.99)] * 1e6:.0f} µs, max {costs[-1] * 1e3:.1f} ms; "
           f"{bytes_scanned / 2**20 / sum(costs):.0f} MiB/s over {bytes_scanned / 2**20:.0f} MiB scanned")
-    for path, why in hits[:show]:
-        print(f"    {path}: {why}")
+    for shown, why in hits[:show]:
+        print(f"    {shown}: {why}")
 
 
 def main() -> None:
