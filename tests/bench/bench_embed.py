@@ -32,6 +32,12 @@ s-t drops from 0.999998 to 0.99998); Q8_0 6.9k (min cosine 0.9995); 1 thread 4.4
 of the two cores kept busy by another process: 3.1k vs s-t 1.8k (1.7x).
 
 (*) the default. Plain runs of this script: 1.7x-2.0x (e.g. 8.0k vs 4.4k tokens/s).
+
+Both read each chunk whole, up to 256 word pieces, and only the tokens the model reads are
+counted. (From 3b17fad until 2026-12-03 this script ran our embedder with the product's
+default 80-token input while sentence-transformers read 256, and credited both with every
+token: our figures from those runs are 2-3x too high. The pipeline's own figure, on the
+inputs it really embeds, is `bench_index_speed.py --repo`.)
 """
 
 from __future__ import annotations
@@ -104,13 +110,14 @@ def load_sentence_transformer() -> object | None:
 
 def sweep(chunks: list[str], n_tokens: int, rounds: int = 3) -> None:
     """Interleaved rounds over embed.py's alternatives (medians; the machine is shared)."""
-    spec = resolve_model(Settings())
+    spec = resolve_model(Settings(max_tokens=MAX_TOKENS, embed_tokens=MAX_TOKENS))
     path = ensure_model_file(spec)
     variants: dict[str, Callable[[], np.ndarray]] = {}
     keep: list[object] = []
 
     def ours(label: str, weights: str | None = None, **kwargs: object) -> None:
-        s = spec if weights is None else resolve_model(Settings(model_precision=weights))  # type: ignore[arg-type]
+        s = spec if weights is None else resolve_model(
+            Settings(model_precision=weights, max_tokens=MAX_TOKENS, embed_tokens=MAX_TOKENS))  # type: ignore[arg-type]
         emb = LlamaEmbedder(s, n_threads=THREADS, **kwargs)  # type: ignore[arg-type]
         keep.append(emb)
         variants[label] = lambda: emb.embed_documents(chunks)
@@ -158,10 +165,11 @@ def main() -> int:
     parser.add_argument("--sweep", action="store_true", help="also measure the tuning alternatives")
     args = parser.parse_args()
 
-    settings = Settings(n_threads=THREADS)
+    settings = Settings(n_threads=THREADS, max_tokens=MAX_TOKENS, embed_tokens=MAX_TOKENS)
     ours = get_embedder(settings)
     chunks = build_chunks(ours.count_tokens)
-    n_tokens = sum(ours.count_tokens(c) for c in chunks)
+    # What the model reads (the same for sentence-transformers at this cap), not the texts' length.
+    n_tokens = sum(len(ours.document_tokens(c)) for c in chunks)
     print(f"{len(chunks)} stdlib functions, {n_tokens} tokens (mean {n_tokens / len(chunks):.0f}), "
           f"{THREADS} threads, load average {os.getloadavg()[0]:.2f}")
 

@@ -2,6 +2,14 @@
 
     nice -n 10 .venv/bin/python tests/bench/bench_index_speed.py [--cache DIR] [--runs N]
         [--baseline-rev REV] [--vectorcode]
+    .venv/bin/python tests/bench/bench_index_speed.py --repo-row [PATH] [--runs N]
+
+`--repo-row` answers "does the pipeline lose the embedder's speed on a real repository?":
+PATH (default: this repository) indexed by the README's first command, `forge-indexer
+index PATH`, from a fresh state folder (its whole run, and the embedding time it reports),
+against the embedder alone in another fresh process on exactly the inputs the pipeline
+gives it (phase 1 run first, untimed; the same pages of distinct texts; tokens counted the
+same way, as the model reads them).
 
 The corpus: the eight blanked workspaces of `bench_search_quality.py` copied into one
 folder (about 470 files, 1.5 MB of Python, Go, Rust and TypeScript/JS; built at run time,
@@ -115,6 +123,80 @@ def child_windows(corpus: Path) -> dict[str, Any]:
             "chunks": len(texts), "texts": len(texts)}
 
 
+def child_readme(repo: Path) -> dict[str, Any]:
+    """The README's first command, `forge-indexer index REPO --json`, in a fresh state dir."""
+    with tempfile.TemporaryDirectory(prefix="bench-readme-state-") as state:
+        exe = Path(sys.executable).parent / "forge-indexer"
+        env = {**os.environ, "FORGE_INDEXER_STATE_DIR": state}
+        t = time.perf_counter()
+        proc = subprocess.run([str(exe), "index", str(repo), "--json"], capture_output=True, text=True, env=env)
+        total = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"forge-indexer index failed:\n{proc.stderr[-3000:]}")
+    summary = json.loads(proc.stdout)
+    return {"total_s": total, "embed_s": summary["seconds"]["embed"], "tokens": summary["tokens_embedded"],
+            "texts": summary["chunks_embedded"]}
+
+
+def child_alone(repo: Path) -> dict[str, Any]:
+    """The embedder alone on exactly what the pipeline gives it for `repo`: the same pages of
+    distinct model inputs (phase 1 run first, untimed), timed page by page and all at once."""
+    from indexer.embed import get_embedder
+    from indexer.pipeline import EMBED_PAGE, model_input
+    from indexer.settings import Settings
+    from indexer.workspace import Workspace
+
+    pages: list[list[str]] = []
+    state = Path(tempfile.mkdtemp(prefix="bench-alone-state-"))
+    try:
+        with Workspace(repo, Settings(state_dir=state)) as ws:
+            ws.index(embed=False)
+            cursor = 0
+            while True:
+                page, cursor = ws.store.sql.pending_texts(EMBED_PAGE, None, cursor)
+                if not page:
+                    break
+                pages.append(list(dict.fromkeys(model_input(p) for p in page)))
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    emb = get_embedder(Settings())
+    texts = [t for p in pages for t in p]
+    tokens = sum(min(emb.count_tokens(x), emb.input_tokens) for x in texts)  # as the pipeline counts
+    emb.embed_documents(texts[:32])  # warm-up, as the pipeline's first page is after the model load
+    t = time.perf_counter()
+    for p in pages:
+        emb.embed_documents(p)
+    paged = time.perf_counter() - t
+    t = time.perf_counter()
+    emb.embed_documents(texts)
+    whole = time.perf_counter() - t
+    return {"tokens": tokens, "texts": len(texts), "paged_s": paged, "whole_s": whole, "threads": emb.n_threads}
+
+
+def repo_row(repo: Path, runs: int) -> None:
+    """The README's command on `repo` against the embedder alone on the same inputs."""
+    readme, alone = [], []
+    for _ in range(runs):
+        readme.append(run_child("readme", repo))
+        alone.append(run_child("alone", repo))
+        print(f"  README command: {json.dumps(readme[-1])}\n  embedder alone: {json.dumps(alone[-1])}", flush=True)
+    r = min(readme, key=lambda x: x["total_s"])
+    a = min(alone, key=lambda x: x["paged_s"])
+    whole = min(x["whole_s"] for x in alone)
+    print(f"\n{repo}: {r['texts']:,} texts, {r['tokens'] / 1000:.0f}k tokens given to the model "
+          f"(embedder alone counted {a['tokens'] / 1000:.0f}k), {a['threads']} threads")
+    print("| | seconds | tokens/s | vs embedder alone (pages) |\n|---|---|---|---|")
+    base = a["tokens"] / a["paged_s"]
+    for label, tokens, secs in (
+        ("embedder alone, all inputs in one call", a["tokens"], whole),
+        ("embedder alone, the pipeline's pages", a["tokens"], a["paged_s"]),
+        ("pipeline: its embedding time", r["tokens"], r["embed_s"]),
+        ("pipeline: the whole README command", r["tokens"], r["total_s"]),
+    ):
+        rate = tokens / secs
+        print(f"| {label} | {secs:.1f} | {rate / 1000:.2f}k | {rate / base:.0%} |")
+
+
 def baseline_checkout(rev: str, dest: Path) -> Path:
     """The repository at `rev` (tracked files only), unpacked under `dest`."""
     dest.mkdir(parents=True)
@@ -201,6 +283,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1, help="alternating runs of each system")
     ap.add_argument("--baseline-rev", metavar="REV", help="also time forge-indexer as it was at this commit")
     ap.add_argument("--vectorcode", action="store_true", help="also time VectorCode 0.7.20 (installed into --cache)")
+    ap.add_argument("--repo-row", type=Path, metavar="PATH", nargs="?", const=REPO,
+                    help="instead: PATH (default: this repository) indexed by the README's command "
+                    "against the embedder alone on the same inputs")
     ap.add_argument("--child", nargs=2, metavar=("KIND", "CORPUS"), help=argparse.SUPPRESS)
     ap.add_argument("--repo", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--exe", type=Path, help=argparse.SUPPRESS)
@@ -212,8 +297,12 @@ def main() -> None:
         if kind == "vectorcode":
             print(json.dumps(child_vectorcode(Path(corpus), args.exe)))
             return
-        run = {"ours": child_ours, "windows": child_windows, "warm": lambda _c: child_warm()}[kind]
+        run = {"ours": child_ours, "windows": child_windows, "warm": lambda _c: child_warm(),
+               "readme": child_readme, "alone": child_alone}[kind]
         print(json.dumps(run(Path(corpus))))
+        return
+    if args.repo_row:
+        repo_row(args.repo_row.resolve(), args.runs)
         return
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
         corpus = build_corpus(args.cache, Path(tmp) / "corpus")
