@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +105,13 @@ def test_every_option_of_the_full_commands_is_either_read_or_deferred() -> None:
 # --- settings ------------------------------------------------------------------------
 
 
+Sources = Callable[[str, str, dict[str, str]], Path]
+
+
 @pytest.fixture()
-def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    """A workspace and the user config file, both empty; no FORGE_INDEXER_* variables."""
+def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sources:
+    """Writes the user config file, the workspace file and FORGE_INDEXER_* variables (and
+    no others); returns the workspace."""
     import os
 
     for key in list(os.environ):
@@ -117,7 +122,15 @@ def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path
     user.parent.mkdir(parents=True)
     ws = tmp_path / "ws"
     ws.mkdir()
-    return ws, user
+
+    def write(user_file: str, ws_file: str, env: dict[str, str]) -> Path:
+        user.write_text(user_file)
+        (ws / ".forge-indexer.toml").write_text(ws_file)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        return ws
+
+    return write
 
 
 SETTING_CASES: list[tuple[str, str, dict[str, str]]] = [
@@ -137,13 +150,9 @@ SETTING_CASES: list[tuple[str, str, dict[str, str]]] = [
 
 @pytest.mark.parametrize(("user_file", "ws_file", "env"), SETTING_CASES)
 def test_the_daemon_settings_agree_with_load_settings(
-    sources: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, user_file: str, ws_file: str, env: dict[str, str]
+    sources: Sources, user_file: str, ws_file: str, env: dict[str, str]
 ) -> None:
-    ws, user = sources
-    user.write_text(user_file)
-    (ws / ".forge-indexer.toml").write_text(ws_file)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+    ws = sources(user_file, ws_file, env)
     for override in (None, ws / "flag-state"):
         full, _ = load_settings(ws, {"state_dir": override} if override else None)
         ours = client_settings(ws, override)
@@ -160,13 +169,9 @@ def test_the_daemon_settings_agree_with_load_settings(
     ("", "", {"FORGE_INDEXER_STATE_DIR": ""}),
 ])
 def test_settings_the_fast_path_cannot_read_plainly_go_to_the_full_cli(
-    sources: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, user_file: str, ws_file: str, env: dict[str, str]
+    sources: Sources, user_file: str, ws_file: str, env: dict[str, str]
 ) -> None:
-    ws, user = sources
-    user.write_text(user_file)
-    (ws / ".forge-indexer.toml").write_text(ws_file)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+    ws = sources(user_file, ws_file, env)
     with pytest.raises(Defer):
         client_settings(ws, None)
 
