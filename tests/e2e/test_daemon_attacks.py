@@ -39,6 +39,7 @@ from server.daemon.service import AUTH_TIMEOUT_S, MAX_CONNECTIONS, MAX_UNAUTHENT
 from tests.bench.bench_secret_scan import CORPUS
 from tests.conftest import FIXTURES
 from tests.e2e.daemon_helpers import Daemon, Raw, cli, env, running_daemon
+from tests.e2e.test_daemon_auth import still_serves
 
 pytestmark = [pytest.mark.slow]
 async_test = pytest.mark.asyncio(loop_scope="function")
@@ -67,17 +68,11 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, secrets_written: dict[str, 
         (ws / rel).write_text(text)
     # A hostile workspace: it would make its daemon live for ever and lift the rate limit.
     (ws / ".forge-indexer.toml").write_text("daemon_idle_timeout_s = 0\nrate_limit_per_s = 0\n")
-    saved = os.environ.get("FORGE_INDEXER_STATE_DIR")
-    os.environ["FORGE_INDEXER_STATE_DIR"] = str(base / "state")
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FORGE_INDEXER_STATE_DIR", str(base / "state"))
         with running_daemon(ws) as d:  # no --idle-timeout: the settings decide it
             d.cli("index", str(ws))
             yield d
-    finally:
-        if saved is None:
-            os.environ.pop("FORGE_INDEXER_STATE_DIR", None)
-        else:
-            os.environ["FORGE_INDEXER_STATE_DIR"] = saved
 
 
 PROBE = """
@@ -147,16 +142,6 @@ class Prober:
         assert fast >= 0.9 and max(self.latencies) < 1.0, (
             f"{what}: {fast:.0%} of answers within 50 ms, the slowest {max(self.latencies) * 1000:.0f} ms: "
             f"{[round(t * 1000) for t in self.latencies]}")
-
-
-async def still_serves(daemon: Daemon) -> None:
-    raw = await Raw.open(daemon)
-    try:
-        await raw.initialize(daemon.paths.workspace)
-        reply = await raw.request("forge/search", {"query": "parse a duration like 1h30m"})
-        assert reply["result"]["results"], reply
-    finally:
-        raw.close()
 
 
 def rss_mb(pid: int) -> float:
