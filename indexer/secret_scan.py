@@ -172,6 +172,9 @@ def _token_ok(token: str) -> bool:
             and entropy(token) >= 3.0)
 
 
+_GCP_KEY = re.compile(r'"private_key"\s*:\s*"')
+
+
 def _url_password(value: str) -> bool:
     """Between `user:` and `@` nothing but a password goes: less randomness is asked."""
     return looks_random(value, 2.5)
@@ -187,8 +190,8 @@ def _formats(text: str) -> Finding | None:
                 begin -= 1
             if kind != "password in a URL" and begin > 0 and (text[begin - 1].isalnum() or text[begin - 1] == "_"):
                 continue  # inside a longer word
-            if kind == "Google service-account key" and '"private_key"' not in text:
-                continue
+            if kind == "Google service-account key" and _GCP_KEY.search(text) is None:
+                continue  # the key file's shape, not code that builds one
             ok = _url_password if kind == "password in a URL" else _token_ok
             if group is None or ok(m.group(group)):
                 return Finding(kind, _line_of(text, begin))
