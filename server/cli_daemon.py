@@ -145,7 +145,7 @@ def _open_entry(entry: dict[str, Any], state_dir: Path | None) -> Any:
     from server.daemon.remote import open_remote
 
     root = Path(entry["workspace"])
-    endpoint = Endpoint.parse(str(entry["endpoint"]), int(entry["pid"]))
+    endpoint = Endpoint.parse(str(entry["endpoint"]), int(entry["pid"]), entry.get("keyring"))
     return open_remote(endpoint, str(entry["id"]), root, cli_settings(root, state_dir))
 
 

@@ -44,13 +44,15 @@ class Endpoint:
     kind: str  # "unix" or "tcp"
     address: str
     pid: int
+    #: The keyring backend class holding the daemon's secret, as its registry entry says.
+    keyring: str | None = None
 
     @classmethod
-    def parse(cls, text: str, pid: int) -> Endpoint:
+    def parse(cls, text: str, pid: int, keyring: object = None) -> Endpoint:
         kind, _, address = text.partition(":")
         if kind not in ("unix", "tcp") or not address:
             raise ValueError(text)
-        return cls(kind, address, pid)
+        return cls(kind, address, pid, keyring if isinstance(keyring, str) else None)
 
     def tcp_address(self) -> tuple[str, int]:
         host, _, port = self.address.rpartition(":")
@@ -83,7 +85,8 @@ def find_daemon(paths: DaemonPaths) -> Endpoint | None:
     if data is None:
         return None
     try:
-        endpoint = Endpoint.parse(str(data.get("endpoint")), int(data.get("pid")))  # type: ignore[arg-type]
+        endpoint = Endpoint.parse(str(data.get("endpoint")), int(data.get("pid")),  # type: ignore[arg-type]
+                                  data.get("keyring"))
     except (TypeError, ValueError):
         endpoint = None
     if endpoint is not None and process_alive(endpoint.pid):

@@ -41,20 +41,19 @@ def connect(workspace: Path, settings: ClientSettings, *, progress: bool = False
     endpoint = find_daemon(paths)
     if endpoint is None:
         return None
-    recorded = (paths.read_registry() or {}).get("keyring")
-    return open_remote(endpoint, paths.id, paths.workspace, settings, progress=progress, keyring=recorded)
+    return open_remote(endpoint, paths.id, paths.workspace, settings, progress=progress)
 
 
 def open_remote(endpoint: Endpoint, daemon_id: str, workspace: Path, settings: ClientSettings, *,
-                progress: bool = False, keyring: object = None) -> RemoteWorkspace:
+                progress: bool = False) -> RemoteWorkspace:
     """Authenticate to a daemon whose registry entry we have, and say hello.
 
-    `keyring` is the backend class the daemon recorded; the user's keyringBackend setting,
-    when given, still decides."""
+    The secret is read from the keyring backend the daemon recorded (`endpoint.keyring`);
+    the user's keyringBackend setting, when given, still decides."""
     from server.auth import secret as keyring_secret
 
     try:
-        backend = None if settings.keyring_backend else keyring_secret.recorded_backend(keyring)
+        backend = None if settings.keyring_backend else keyring_secret.recorded_backend(endpoint.keyring)
         if backend is None:
             backend = keyring_secret.select_backend(settings.keyring_backend)
         secret = keyring_secret.read_secret(daemon_id, backend)
