@@ -564,8 +564,32 @@ def search(
     # the embedded text), so ties go by place: the same index answers in the same order
     # however its stores were built or repaired.
     pool.sort(key=lambda c: (-round(c.score, 9), c.path, c.start_line))
-    hits = (c.hit() for c in pool)
+    hits = (c.hit() for c in merge_pieces(pool))
     return [h for h in hits if h.score >= floor][:limit]  # the floor applies to the score a user sees
+
+
+def merge_pieces(ranked: Sequence[Candidate]) -> list[Candidate]:
+    """Pieces of one definition found together become one result, at the best piece's
+    place and score: touching or overlapping chunks of the same file and symbol (the
+    pieces of a long Markdown section, of the glue between two definitions, of a long
+    text file's windows), whose range and preview become their union. Different symbols
+    never merge, so a method and its class's head, or a nested helper and its enclosing
+    function, stay results of their own."""
+    kept: list[Candidate] = []
+    for c in ranked:
+        into = next((k for k in kept if k.path == c.path and k.symbol == c.symbol
+                     and c.start_line <= k.end_line + 1 and c.end_line >= k.start_line - 1), None)
+        if into is None:
+            kept.append(c)
+            continue
+        lines = c.body.split("\n")
+        if c.end_line > into.end_line:
+            into.body += "\n" + "\n".join(lines[max(0, into.end_line + 1 - c.start_line):])
+            into.end_line = c.end_line
+        if c.start_line < into.start_line:
+            into.body = "\n".join(lines[: into.start_line - c.start_line]) + "\n" + into.body
+            into.start_line = c.start_line
+    return kept
 
 
 def fuse(rankings: Sequence[tuple[float, Sequence[str]]], k: int = RRF_K) -> list[tuple[str, float]]:

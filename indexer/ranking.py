@@ -47,6 +47,14 @@ _HEAD_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl"
 # unchanged (0.733 either way) and puts an implementation above a test that says the
 # query outright (tests/integration/test_search_quality.py).
 HYBRID = (-7.862, 4.481, 3.471, 1.338, 1.142, -3.5, -1.651, -2.561)
+# The score a hybrid hit shows: the relevance z above and its margin over the best other
+# candidate of the same query, through one more logistic fit (fit_ranking.py, tune split).
+# The relevance alone rates every candidate as if it stood alone, so a right first hit
+# that clearly leads the rest scored 0.03-0.3 ("is this the answer?" - "maybe"); its lead
+# is the strongest sign that it is. Order is unchanged: the score rises with z for every
+# candidate and the best keeps the highest.
+DISPLAY = (-0.304, 0.225, 1.645)  # intercept, z, margin
+MARGIN_CAP = 6.0
 VECTOR = (-9.273, 10.628)  # intercept, cosine
 LEXICAL = (-5.996, 4.186)  # intercept, bm25
 
@@ -104,6 +112,12 @@ def role_of(path: str, language: str = "") -> str:
     if low.endswith(_PROSE) or language == "markdown":
         return "docs"
     return "code"
+
+
+def in_test_module(symbol: str, language: str) -> bool:
+    """A definition inside a Rust `mod tests` (or `mod test`), the inline unit tests of a
+    source file: tests by role whatever the file's path."""
+    return language == "rust" and symbol.split(".", 1)[0] in ("tests", "test")
 
 
 def wanted_roles(query: str) -> set[str]:
@@ -171,6 +185,8 @@ def features(c: Scored, qwords: set[str], wanted: set[str], thing: bool = False)
     name_words = _name_words(c.symbol) if c.symbol else ()
     name = sum(1 for w in name_words if w in qwords) / len(name_words) if name_words else 0.0
     path_words, role = _path_facts(c.path, c.language)
+    if role == "code" and c.symbol and in_test_module(c.symbol, c.language):
+        role = "test"
     path_share = sum(1 for w in qwords if w in path_words) / len(qwords) if qwords else 0.0
     demoted = 1.0 if role != "code" and role not in wanted else 0.0
     glue = 1.0 if c.symbol is None and role != "docs" and c.language not in ("text", "markdown") else 0.0
@@ -182,17 +198,30 @@ def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
 
 
+def margins(zs: Sequence[float]) -> list[float]:
+    """Each candidate's relevance minus the best other candidate's, within ±MARGIN_CAP (the
+    best candidate's margin is its lead over the second; a lone candidate leads by the cap)."""
+    if not zs:
+        return []
+    best = max(range(len(zs)), key=zs.__getitem__)
+    second = max((z for i, z in enumerate(zs) if i != best), default=zs[best] - MARGIN_CAP)
+    return [max(-MARGIN_CAP, min(MARGIN_CAP, z - (second if i == best else zs[best]))) for i, z in enumerate(zs)]
+
+
 def score(pool: Sequence[Scored], query: str, mode: str = "hybrid") -> None:
     """Set `score` on every candidate of `pool` for `query` (in place)."""
     qwords = set(_stem_all(query_words(query)))
     wanted = wanted_roles(query)
     thing = describes_thing(query)
+    zs: list[float] = []
     for c in pool:
         if mode == "vector":
-            z = VECTOR[0] + VECTOR[1] * c.cosine
+            c.score = _sigmoid(VECTOR[0] + VECTOR[1] * c.cosine)
         elif mode == "lexical":
-            z = LEXICAL[0] + LEXICAL[1] * c.bm25
+            c.score = _sigmoid(LEXICAL[0] + LEXICAL[1] * c.bm25)
         else:
             f = features(c, qwords, wanted, thing)
-            z = HYBRID[0] + sum(w * x for w, x in zip(HYBRID[1:], f, strict=True))
-        c.score = _sigmoid(z)
+            zs.append(HYBRID[0] + sum(w * x for w, x in zip(HYBRID[1:], f, strict=True)))
+    if mode not in ("vector", "lexical"):
+        for c, z, m in zip(pool, zs, margins(zs), strict=True):
+            c.score = _sigmoid(DISPLAY[0] + DISPLAY[1] * z + DISPLAY[2] * m)

@@ -35,13 +35,20 @@ SPECS: dict[str, LanguageSpec] = {
     "javascript": LanguageSpec("javascript", "tree_sitter_javascript", "language", {
         "function_declaration": "function", "generator_function_declaration": "function",
         "class_declaration": "class", "method_definition": "method", "variable_declarator": "function",
-    }, frozenset({"export_statement", "lexical_declaration", "variable_declaration"})),
+        # Functions as values: class fields (`handle = () => {}`), object-literal properties
+        # (`{parse: (s) => ...}`), assignments (`exports.parse = function`, `Foo.prototype.x
+        # = ...`) and an anonymous `export default function`. See `_name_node`.
+        "field_definition": "method", "pair": "function", "assignment_expression": "function",
+        "function_expression": "function", "arrow_function": "function",
+    }, frozenset({"export_statement", "lexical_declaration", "variable_declaration", "expression_statement"})),
     "typescript": LanguageSpec("typescript", "tree_sitter_typescript", "language_typescript", {
         "function_declaration": "function", "generator_function_declaration": "function",
         "class_declaration": "class", "abstract_class_declaration": "class", "method_definition": "method",
         "interface_declaration": "interface", "type_alias_declaration": "type", "enum_declaration": "enum",
         "variable_declarator": "function", "function_signature": "function", "module": "module",
-    }, frozenset({"export_statement", "lexical_declaration", "variable_declaration"})),
+        "public_field_definition": "method", "pair": "function", "assignment_expression": "function",
+        "function_expression": "function", "arrow_function": "function",
+    }, frozenset({"export_statement", "lexical_declaration", "variable_declaration", "expression_statement"})),
     "go": LanguageSpec("go", "tree_sitter_go", "language", {
         "function_declaration": "function", "method_declaration": "method", "type_spec": "type",
     }, frozenset({"type_declaration"})),

@@ -8,7 +8,10 @@
    struct, impl, trait, ...) gives one chunk for its head (signature, fields, doc) whose
    text also lists the members' signatures, then one chunk per member. Code between
    definitions (imports, constants, statements) becomes symbol-less "glue" chunks.
-3. Neighbouring tiny definitions merge, so two-line getters do not each compete alone.
+3. Every definition keeps its own unit, however small: a result's range is the function
+   a question asks about, never a run of neighbouring getters (chunker v8; merging them,
+   as v1-v7 did, cost 0.05 MRR@10 on the development benchmark's strict scorer and
+   nothing on its overlap scorer).
 
 The text a chunk carries for the lexical index: the file's relative path, the enclosing
 containers' signature lines joined by " > ", the lead, then the code; the embedder gets
@@ -30,7 +33,6 @@ from indexer.chunking.languages import SPECS, LanguageSpec
 from indexer.lexical import IDENTIFIER, embed_text
 from indexer.types import Chunk, ChunkedFile, Symbol, SymbolKind
 
-MERGE_BELOW = 48  # tokens: definitions smaller than this merge with small neighbours
 TEXT_LINES = 60  # lines of a definition its chunk text carries (the model truncates at its cap)
 _CHARS_PER_TOKEN_CAP = 12  # a chunk text never needs more characters than this per token of budget
 _MEMBER_LIST = 40  # member signatures listed in a container's head chunk
@@ -75,6 +77,27 @@ def _name_node(node: Node, language: str) -> Node | None:
     if t == "variable_declarator":
         value = node.child_by_field_name("value")
         return node.child_by_field_name("name") if value is not None and value.type in _FUNCTION_VALUES else None
+    if t in ("public_field_definition", "field_definition", "pair"):
+        # A class field or object property whose value is a function: a method in all but syntax.
+        value = node.child_by_field_name("value")
+        if value is None or value.type not in _FUNCTION_VALUES - {"class"}:
+            return None
+        return node.child_by_field_name("name") or node.child_by_field_name("property") or node.child_by_field_name("key")
+    if t == "assignment_expression":
+        # `exports.parse = function () {}`, `Foo.prototype.bar = (x) => ...`: named by the
+        # property assigned.
+        right, left = node.child_by_field_name("right"), node.child_by_field_name("left")
+        if right is None or left is None or right.type not in _FUNCTION_VALUES - {"class"}:
+            return None
+        return left.child_by_field_name("property") if left.type == "member_expression" else (
+            left if left.type == "identifier" else None)
+    if t in ("function_expression", "arrow_function"):
+        # Only `export default function (...) {}`: any other function expression is a value
+        # (a callback, an IIFE) inside the definition that holds it.
+        parent = node.parent
+        if parent is None or parent.type != "export_statement":
+            return None
+        return node.child_by_field_name("name") or next((c for c in parent.children if c.type == "default"), None)
     if t in ("struct_specifier", "enum_specifier", "class_specifier") and node.child_by_field_name("body") is None:
         return None  # a use of a type (`struct foo *p`), not its definition
     if t == "function_definition" and language in ("c", "cpp"):
@@ -248,7 +271,7 @@ class _Assembler:
             cursor = d.end + 1
         if cursor <= end:
             out += self.glue(cursor, end, chain)
-        return self.merge_small(out, embed_text(self.header(chain)) + "\n")
+        return out
 
     def glue(self, start: int, end: int, chain: list[Definition]) -> list[Chunk]:
         """Code between definitions (imports, constants, statements): no symbol of its own."""
@@ -263,8 +286,14 @@ class _Assembler:
     def definition(self, d: Definition, chain: list[Definition]) -> list[Chunk]:
         if not d.children or d.kind not in _CONTAINER_KINDS:
             # Functions are one unit however long (nested helpers included): the model reads
-            # the head; the range is the whole function.
-            return [self.unit(d, chain, d.end)]
+            # the head; the range is the whole function. Definitions nested in it (closures,
+            # a plugin's inner helpers, a decorator's wrapper) are units of their own as well, over
+            # their own lines: the outer unit's text stops after TEXT_LINES, and a question
+            # about an inner helper wants its lines, not the whole enclosing function.
+            out = [self.unit(d, chain, d.end)]
+            for c in d.children:
+                out += self.definition(c, [*chain, d])
+            return out
         # A container: its head (signature, fields, doc) is one unit whose text also lists
         # the members, then each member is a unit of its own.
         first_member = min(c.start for c in d.children)
@@ -272,33 +301,6 @@ class _Assembler:
         members = "\n".join(c.signature for c in d.children[:_MEMBER_LIST])
         head = self.unit(d, chain, max(d.first, head_end), members)
         return [head, *self.range(head.end_line + 1, d.end, d.children, [*chain, d])]
-
-    def merge_small(self, chunks: list[Chunk], header: str) -> list[Chunk]:
-        """Neighbouring tiny definitions (getters, one-liners) share one chunk.
-
-        Thousands of two-line units would each compete for a query with almost no text to
-        be judged by; merged, they read as the group they are. The merged chunk is named
-        after its first definition and its range starts there. Only siblings (same header).
-        """
-        out: list[Chunk] = []
-        for c in chunks:
-            prev = out[-1] if out else None
-            if (prev is not None and prev.symbol is not None and c.symbol is not None
-                    and prev.tokens < MERGE_BELOW and c.tokens < MERGE_BELOW
-                    and prev.text.startswith(header) and c.text.startswith(header)
-                    and self._adjacent(prev.end_line, c.start_line)):
-                text = f"{prev.text}\n{c.text[len(header):]}"
-                body = "\n".join(self.lines[prev.start_line - 1 : c.end_line])
-                out[-1] = Chunk(text=text, body=body, start_line=prev.start_line, end_line=c.end_line,
-                                symbol=prev.symbol, kind=prev.kind, tokens=min(self.count(text), self.budget))
-                continue
-            out.append(c)
-        return out
-
-    def _adjacent(self, end: int, start: int) -> bool:
-        """Only blank lines, comments or decorators between two chunks."""
-        return all(not ln.strip() or ln.lstrip().startswith(("//", "#", "/*", "*", "@"))
-                   for ln in self.lines[end : start - 1])
 
 
 def chunk_tree(rel_path: str, language: str, root: Node, lines: list[str], count_tokens: CountTokens,

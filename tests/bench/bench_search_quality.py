@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from codesearch_data import Query, build, state_dir  # noqa: E402
+from codesearch_data import MAX_CHARS, Query, build, state_dir  # noqa: E402
 
 from indexer import context as context_mod  # noqa: E402
 from indexer.embed import LlamaEmbedder, get_embedder  # noqa: E402
@@ -55,10 +55,18 @@ _TESTISH = re.compile(r"(^|/)(tests?|testing|__tests__|spec|examples?|benches)(/
 _CODE_EXT = (".py", ".go", ".rs", ".ts", ".js", ".java", ".cs")
 
 
-def _rank(hits: Sequence[tuple[str, int, int]], q: Query) -> int | None:
+def _rank(hits: Sequence[tuple[str, int, int]], q: Query, strict: bool = False) -> int | None:
+    """Rank of the first correct hit in the top K. Overlap scorer: the answer's file and
+    overlapping lines. Strict scorer: also covers at least half of the answer's lines and
+    spans at most twice as many lines as the answer (the unit a user wants, not a
+    class-wide span or a three-line fragment)."""
+    size = q.end_line - q.start_line + 1
     for i, (path, s, e) in enumerate(hits[:K], start=1):
-        if path == q.path and s <= q.end_line and e >= q.start_line:
-            return i
+        if path != q.path or s > q.end_line or e < q.start_line:
+            continue
+        if strict and (min(e, q.end_line) - max(s, q.start_line) + 1 < size / 2 or e - s + 1 > 2 * size):
+            continue
+        return i
     return None
 
 
@@ -124,8 +132,8 @@ def _covered(snippets: Sequence[Snippet], q: Query) -> bool:
 
 
 def run_set(lang: str, split: str, root: Path, queries: list[Query], cache: Path, embedder: object,
-            settings: Settings) -> dict:
-    state = state_dir(cache, lang, split, embedder.max_tokens, embedder.input_tokens, _precision(embedder))  # type: ignore[attr-defined]
+            settings: Settings, scale: str = "") -> dict:
+    state = state_dir(cache, lang + scale, split, embedder.max_tokens, embedder.input_tokens, _precision(embedder))  # type: ignore[attr-defined]
     settings = settings.model_copy(update={"state_dir": state})
     t = time.perf_counter()
     ws = Workspace(root, settings, embedder=embedder)  # type: ignore[arg-type]
@@ -137,8 +145,9 @@ def run_set(lang: str, split: str, root: Path, queries: list[Query], cache: Path
         u_chunks, u_tokens = conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(t),0) FROM (SELECT MAX(tokens) t FROM chunks GROUP BY text_hash)"
         ).fetchone()
-        ranks: dict[str, list[int | None]] = {m: [] for m in (*MODES, "windows")}
+        ranks: dict[str, list[int | None]] = {m: [] for m in (*MODES, "windows", "hybrid_strict", "windows_strict")}
         top_test = {m: 0 for m in MODES}
+        first_scores: dict[str, list[float]] = {"right": [], "wrong": []}
         cover = {b: 0 for b in BUDGETS}
         win = Windows(root, windows_embedder(embedder).embed_documents, cache / "windows")
         t_q = time.perf_counter()
@@ -148,10 +157,17 @@ def run_set(lang: str, split: str, root: Path, queries: list[Query], cache: Path
                 hits = ws.search(q.query, limit=max(K, 40) if mode == "hybrid" else K, mode=mode)
                 if mode == "hybrid":
                     memo[40] = hits
-                ranks[mode].append(_rank([(h.path, h.start_line, h.end_line) for h in hits], q))
+                spans = [(h.path, h.start_line, h.end_line) for h in hits]
+                ranks[mode].append(_rank(spans, q))
+                if mode == "hybrid":
+                    ranks["hybrid_strict"].append(_rank(spans, q, strict=True))
+                    if hits:  # how the first hit's score reads, right or wrong
+                        first_scores["right" if _rank(spans[:1], q) else "wrong"].append(hits[0].score)
                 if hits and _TESTISH.search(hits[0].path):
                     top_test[mode] += 1
-            ranks["windows"].append(_rank(win.search(embedder.embed_query(q.query)), q))  # type: ignore[attr-defined]
+            wspans = win.search(embedder.embed_query(q.query))  # type: ignore[attr-defined]
+            ranks["windows"].append(_rank(wspans, q))
+            ranks["windows_strict"].append(_rank(wspans, q, strict=True))
 
             def cached_search(text: str, n: int, _memo: dict[int, list[SearchHit]] = memo) -> list[SearchHit]:
                 return _memo[40][:n] if n <= 40 else ws.search(text, limit=n)
@@ -169,6 +185,7 @@ def run_set(lang: str, split: str, root: Path, queries: list[Query], cache: Path
         "systems": {m: _metrics(r) for m, r in ranks.items()},
         "top_hit_in_tests": {m: v / n for m, v in top_test.items()},
         "context_coverage": {str(b): v / n for b, v in cover.items()},
+        "first_hit_scores": first_scores,
         "chunks": n_chunks, "chunk_tokens": n_tokens, "unique_chunks": u_chunks, "unique_tokens": u_tokens,
         "index_seconds": round(index_s, 1), "embedded_now": summary.chunks_embedded,
         "tokens_embedded_now": summary.tokens_embedded, "query_seconds": round(query_s, 1),
@@ -177,9 +194,9 @@ def run_set(lang: str, split: str, root: Path, queries: list[Query], cache: Path
 
 
 def _table(results: list[dict]) -> str:
-    head = ("| split | lang | n | vector MRR/R@1/R@10 | lexical | hybrid | windows | top hit in tests (hyb) "
-            "| ctx 1k/2k/4k | chunks | tokens/chunk |")
-    rows = [head, "|" + "---|" * 11]
+    head = ("| split | lang | n | vector MRR/R@1/R@10 | lexical | hybrid | windows | hybrid strict | windows strict "
+            "| top hit in tests (hyb) | ctx 1k/2k/4k | chunks | tokens/chunk |")
+    rows = [head, "|" + "---|" * 13]
 
     def cell(m: dict[str, float]) -> str:
         return f"{m['mrr']:.3f} / {m['r1']:.3f} / {m['r10']:.3f}"
@@ -189,21 +206,37 @@ def _table(results: list[dict]) -> str:
         ctx = " / ".join(f"{r['context_coverage'][str(b)]:.2f}" for b in BUDGETS)
         tpc = r["unique_tokens"] / max(1, r["unique_chunks"])
         rows.append(f"| {r['split']} | {r['language']} | {r['queries']} | {cell(s['vector'])} | {cell(s['lexical'])} "
-                    f"| {cell(s['hybrid'])} | {cell(s['windows'])} | {r['top_hit_in_tests']['hybrid']:.2f} | {ctx} "
+                    f"| {cell(s['hybrid'])} | {cell(s['windows'])} | {cell(s['hybrid_strict'])} | {cell(s['windows_strict'])} "
+                    f"| {r['top_hit_in_tests']['hybrid']:.2f} | {ctx} "
                     f"| {r['unique_chunks']} | {tpc:.0f} |")
     for split in sorted({r["split"] for r in results}):
         sub = [r for r in results if r["split"] == split]
         n = sum(r["queries"] for r in sub)
         avg = {m: {k: sum(r["systems"][m][k] * r["queries"] for r in sub) / n for k in ("mrr", "r1", "r10")}
-               for m in (*MODES, "windows")}
+               for m in (*MODES, "windows", "hybrid_strict", "windows_strict")}
         ctx = " / ".join(f"{sum(r['context_coverage'][str(b)] * r['queries'] for r in sub) / n:.2f}" for b in BUDGETS)
         tests = sum(r["top_hit_in_tests"]["hybrid"] * r["queries"] for r in sub) / n
         ch = sum(r["unique_chunks"] for r in sub)
         tok = sum(r["unique_tokens"] for r in sub)
         rows.append(f"| {split} | **all** | {n} | {cell(avg['vector'])} | {cell(avg['lexical'])} | "
-                    f"{cell(avg['hybrid'])} | {cell(avg['windows'])} | {tests:.2f} | {ctx} | {ch} | "
+                    f"{cell(avg['hybrid'])} | {cell(avg['windows'])} | {cell(avg['hybrid_strict'])} | "
+                    f"{cell(avg['windows_strict'])} | {tests:.2f} | {ctx} | {ch} | "
                     f"{tok / max(1, ch):.0f} (total {tok}) |")
+    for split in sorted({r["split"] for r in results}):
+        right = sorted(x for r in results if r["split"] == split for x in r["first_hit_scores"]["right"])
+        wrong = sorted(x for r in results if r["split"] == split for x in r["first_hit_scores"]["wrong"])
+        rows.append(f"\n{split}: hybrid first hits scoring >= 0.5: right {_share(right):.2f} of {len(right)} "
+                    f"(median {_median(right):.3f}), wrong {_share(wrong):.2f} of {len(wrong)} "
+                    f"(median {_median(wrong):.3f})")
     return "\n".join(rows)
+
+
+def _median(xs: Sequence[float]) -> float:
+    return xs[len(xs) // 2] if xs else 0.0
+
+
+def _share(xs: Sequence[float], floor: float = 0.5) -> float:
+    return sum(1 for x in xs if x >= floor) / max(1, len(xs))
 
 
 def main() -> None:
@@ -217,10 +250,13 @@ def main() -> None:
     ap.add_argument("--answers", default="functions", choices=["functions", "types"],
                     help="what the queries ask for: functions and methods (default), or types "
                     "(classes, structs, enums, traits, interfaces) in the same workspaces")
+    ap.add_argument("--max-chars", type=int, default=MAX_CHARS,
+                    help=f"characters per project (default {MAX_CHARS}); larger is closer to whole repositories")
     ap.add_argument("--precision", default="auto", choices=["auto", "f16", "bf16", "f32"],
                     help="the modelPrecision setting (default: auto, the product's default)")
     args = ap.parse_args()
-    sets = build(args.cache, args.lang.split(","), args.answers)
+    sets = build(args.cache, args.lang.split(","), args.answers, args.max_chars)
+    scale = "" if args.max_chars == MAX_CHARS else f"-c{args.max_chars}"
     base = Settings(max_tokens=args.max_tokens, embed_tokens=args.embed_tokens, model_precision=args.precision)
     embedder = get_embedder(base)
     results = []
@@ -228,7 +264,7 @@ def main() -> None:
     for (lang, split), (root, queries) in sorted(sets.items(), key=lambda kv: (kv[0][1] != "tune", kv[0][0])):
         if lang not in args.lang.split(",") or args.split not in ("both", split):
             continue
-        r = run_set(lang, split, root, queries, args.cache, embedder, base)
+        r = run_set(lang, split, root, queries, args.cache, embedder, base, scale)
         print(f"{split} {lang}: {r['queries']} queries, hybrid MRR {r['systems']['hybrid']['mrr']:.3f}, "
               f"index {r['index_seconds']} s (embedded {r['embedded_now']} chunks, {r['tokens_embedded_now']} "
               f"tokens), queries {r['query_seconds']} s", flush=True)

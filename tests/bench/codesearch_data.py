@@ -392,7 +392,7 @@ def _extract(rel: str, text: str, answers: str = "functions") -> tuple[set[int],
     return _tree_defs(text, lang, answers)
 
 
-def _files(p: Project, root: Path) -> list[tuple[str, str]]:
+def _files(p: Project, root: Path, max_chars: int = MAX_CHARS) -> list[tuple[str, str]]:
     exclude = re.compile(p.exclude)
     paths = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix in p.exts)
     out = []
@@ -410,21 +410,22 @@ def _files(p: Project, root: Path) -> list[tuple[str, str]]:
     random.Random(p.name).shuffle(out)
     picked, total = [], 0
     for rel, text in out:
-        if total + len(text) > MAX_CHARS:
+        if total + len(text) > max_chars:
             continue
         picked.append((rel, text))
         total += len(text)
     return picked
 
 
-def _build_project(p: Project, cache: Path, dest: Path, answers: str = "functions") -> list[Query]:
+def _build_project(p: Project, cache: Path, dest: Path, answers: str = "functions",
+                   max_chars: int = MAX_CHARS) -> list[Query]:
     """The project's queries; with "functions" (the first kind built) it also writes the
     blanked copy under `dest`, which every kind of answer shares."""
     root = _root(p, cache)
     if not root.is_dir():
         raise SystemExit(f"sources of {p.name} not found at {root}")
     queries: list[Query] = []
-    for rel, text in _files(p, root):
+    for rel, text in _files(p, root, max_chars):
         blank, defs = _extract(rel, text, answers)
         lines = text.split("\n")
         out_rel = f"{p.name}/{rel}"
@@ -447,18 +448,22 @@ def _build_project(p: Project, cache: Path, dest: Path, answers: str = "function
 
 
 def build(cache: Path, languages: Collection[str] = FIRST_GROUPS, answers: str = "functions",
-          ) -> dict[tuple[str, str], tuple[Path, list[Query]]]:
+          max_chars: int = MAX_CHARS) -> dict[tuple[str, str], tuple[Path, list[Query]]]:
     """{(language, split): (workspace root, queries)} for those language groups; cached
     under `cache`/data. The default, the first four groups, keeps every figure since the
     first round comparable (and the index-speed and scale corpora the same).
 
     `answers`: "functions" (the default: implementation functions and methods) or "types"
     (classes, structs, enums, traits, interfaces), over the same blanked workspaces, so
-    both kinds of query run against one cached index."""
+    both kinds of query run against one cached index.
+
+    `max_chars`: characters taken per project (default MAX_CHARS). A larger figure gives
+    workspaces closer to a whole repository: more distractors per query, the same kind of
+    queries (`bench_search_quality.py --max-chars`)."""
     projects = [p for p in PROJECTS if p.language in languages]
     ensure_sources(cache, projects)
     out: dict[tuple[str, str], tuple[Path, list[Query]]] = {}
-    key = hashlib.sha1(json.dumps([DATA_VERSION, MAX_CHARS, MAX_QUERIES, [asdict(p) for p in PROJECTS]],
+    key = hashlib.sha1(json.dumps([DATA_VERSION, max_chars, MAX_QUERIES, [asdict(p) for p in PROJECTS]],
                                   sort_keys=True).encode()).hexdigest()[:10]
     data = cache / f"data-{key}"
     for lang, split in sorted({(p.language, p.split) for p in projects}):
@@ -466,11 +471,11 @@ def build(cache: Path, languages: Collection[str] = FIRST_GROUPS, answers: str =
         qfile = data / f"{lang}-{split}.json"
         if answers != "functions":
             if not qfile.exists():
-                build(cache, [lang])  # the workspace copy first
+                build(cache, [lang], max_chars=max_chars)  # the workspace copy first
             tfile = data / f"{lang}-{split}-{answers}.json"
             if not tfile.exists():
                 qs = [q for p in PROJECTS if (p.language, p.split) == (lang, split)
-                      for q in _build_project(p, cache, ws, answers)[: MAX_QUERIES * 2]]
+                      for q in _build_project(p, cache, ws, answers, max_chars)[: MAX_QUERIES * 2]]
                 tfile.write_text(json.dumps([asdict(q) for q in _unique(qs)], indent=0))
             out[(lang, split)] = (ws, [Query(**d) for d in json.loads(tfile.read_text())])
             continue
@@ -481,7 +486,7 @@ def build(cache: Path, languages: Collection[str] = FIRST_GROUPS, answers: str =
             qs: list[Query] = []
             for p in PROJECTS:
                 if (p.language, p.split) == (lang, split):
-                    qs += _build_project(p, cache, ws)[: MAX_QUERIES * 2]
+                    qs += _build_project(p, cache, ws, max_chars=max_chars)[: MAX_QUERIES * 2]
             qfile.write_text(json.dumps([asdict(q) for q in _unique(qs)], indent=0))
         out[(lang, split)] = (ws, [Query(**d) for d in json.loads(qfile.read_text())])
     return out

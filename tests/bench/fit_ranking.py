@@ -112,6 +112,49 @@ def platt(z: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[float, float]:
     return float(a), float(b)
 
 
+def logistic(x: np.ndarray, y: np.ndarray, steps: int = 60) -> np.ndarray:
+    """Weights (last one the intercept) of a logistic fit of y on the columns of x, by
+    damped Newton steps."""
+    x = np.column_stack([x, np.ones(len(x))])
+    w = np.zeros(x.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-np.clip(x @ w, -50, 50)))
+        grad = x.T @ (p - y)
+        hess = (x * (p * (1 - p))[:, None]).T @ x + 1e-6 * np.eye(x.shape[1])
+        step = np.linalg.solve(hess, grad)
+        step *= min(1.0, 1.0 / (float(np.abs(step).max()) or 1.0))
+        w -= step
+    return w
+
+
+def fit_display(pools: list[Pool], coef: list[float]) -> tuple[float, float, float]:
+    """The displayed score's calibration over (z, margin); prints how right and wrong
+    first hits score with the relevance alone and with the display fit."""
+    zs = [x @ np.array(coef[1:]) + coef[0] for x, _ in pools]
+    ms = [np.array(ranking.margins(list(z))) for z in zs]
+    y = np.concatenate([y for _, y in pools])
+    w = logistic(np.column_stack([np.concatenate(zs), np.concatenate(ms)]), y)
+    display = (float(w[2]), float(w[0]), float(w[1]))
+    for name, d in (("relevance alone", (0.0, 1.0, 0.0)), ("display fit", display)):
+        right, wrong = [], []
+        for z, m, (_, yy) in zip(zs, ms, pools, strict=True):
+            if not len(z):
+                continue
+            top = int(np.argmax(z))
+            s = 1 / (1 + np.exp(-(d[0] + d[1] * z[top] + d[2] * m[top])))
+            (right if yy[top] else wrong).append(s)
+        print(f"  first hits, {name}: right n={len(right)} median {np.median(right):.3f} "
+              f"(share >= 0.5: {np.mean(np.array(right) >= 0.5):.2f}); wrong n={len(wrong)} median "
+              f"{np.median(wrong):.3f} (share >= 0.5: {np.mean(np.array(wrong) >= 0.5):.2f})")
+    p = 1 / (1 + np.exp(-(display[0] + display[1] * np.concatenate(zs) + display[2] * np.concatenate(ms))))
+    for lo, hi in ((0, 0.05), (0.05, 0.2), (0.2, 0.5), (0.5, 0.8), (0.8, 1.01)):
+        sel = (p >= lo) & (p < hi)
+        if sel.any():
+            print(f"  shown {lo:.2f}-{hi:.2f}: n={int(sel.sum()):6} predicted {p[sel].mean():.3f} "
+                  f"observed {y[sel].mean():.3f}")
+    return display
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "forge-bench")
@@ -136,6 +179,7 @@ def main() -> None:
     print("VECTOR =", (round(bv, 3), round(av, 3)))
     al, bl = platt(x[:, 1], y)
     print("LEXICAL =", (round(bl, 3), round(al, 3)))
+    print("DISPLAY (for the current HYBRID) =", tuple(round(v, 3) for v in fit_display(pools, list(ranking.HYBRID))))
     # Calibration check: mean predicted vs observed rate in score bins.
     p = 1 / (1 + np.exp(-(x @ np.array(coef[1:]) + coef[0])))
     for lo, hi in ((0, 0.1), (0.1, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 1.01)):

@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from indexer import ranking
 from indexer.chunking import SUPPORTED_LANGUAGES, chunk_file, language_for_path
 from indexer.chunking.treesitter import TEXT_LINES
 from tests.conftest import FIXTURES
@@ -112,12 +113,6 @@ def test_a_long_function_is_one_unit_whose_text_holds_its_head() -> None:
     (big,) = [c for c in chunk_file("big.py", BIG, count_tokens=count, max_tokens=64).chunks if c.symbol == "big"]
     assert (big.start_line, big.end_line) == (3, 903)
     assert big.text.count("\n") <= TEXT_LINES + 1 and "y 0 = x" in big.text.replace("y0", "y 0")
-
-
-def test_tiny_members_merge() -> None:
-    cf = chunk_file("big.py", BIG, count_tokens=count, max_tokens=256)
-    k_chunks = [c for c in cf.chunks if c.symbol and c.symbol.startswith("K")]
-    assert len(k_chunks) < 100 / 3  # 100 two-line methods do not make 100 chunks
 
 
 def test_markdown_sections() -> None:
@@ -269,3 +264,79 @@ def test_a_brief_model_input_keeps_the_container_and_the_symbol_line() -> None:
     short = chunk_file("tests/test_y.py", "def test_one():\n    assert one() == 1\n", count_tokens=count, max_tokens=256)
     (c,) = short.chunks
     assert embedding_input(c.text, brief_from="def test_one():") == embedding_input(c.text)  # short: whole
+
+
+def test_tiny_members_are_units_of_their_own() -> None:
+    cf = chunk_file("big.py", BIG, count_tokens=count, max_tokens=256)
+    members = {c.symbol: (c.start_line, c.end_line) for c in cf.chunks if c.symbol and c.symbol.startswith("K.")}
+    assert len(members) == 100  # a two-line method is the result for a question about it
+    assert members["K.m4"] == (915, 916)
+
+
+_FUNCTION_VALUES_TS = """\
+export class Ky {
+\tprotected _count = 0;
+
+\t/** Delay before the next try. */
+\tprivate _retryDelay = async (error: Error) => {
+\t\tthis._count++;
+\t\treturn this._count * 2;
+\t};
+}
+
+const helpers = {
+\tdeepMerge: <T>(...sources: T[]): T => {
+\t\tlet value: any = {};
+\t\treturn value;
+\t},
+};
+
+export default function (options: Options) {
+\treturn options.x + 1;
+}
+
+module.exports.parseThing = function (input) {
+\treturn input.trim();
+};
+
+Foo.prototype.bar = (x) => x + 1;
+
+const handler = useCallback(() => { go(); }, []);
+"""
+
+
+def test_function_values_are_definitions_in_typescript_and_javascript() -> None:
+    js = re.sub(r"<T>|: [A-Za-z<>\[\]]+", "", _FUNCTION_VALUES_TS).replace("private ", "").replace("protected ", "")
+    for path, text in (("a.ts", _FUNCTION_VALUES_TS), ("a.js", js)):
+        cf = chunk_file(path, text, count_tokens=count, max_tokens=128)
+        units = {c.symbol: (c.start_line, c.end_line, c.kind) for c in cf.chunks if c.symbol}
+        assert units["Ky._retryDelay"] == (5, 8, "method"), (path, units)
+        assert units["deepMerge"][:2] == (12, 15), (path, units)
+        assert units["default"][:2] == (18, 20), (path, units)
+        assert units["parseThing"][:2] == (22, 24), (path, units)
+        assert units["bar"][:2] == (26, 26), (path, units)
+        assert not any("_count" in u for u in units) and "handler" not in units  # values, not functions
+        retry = next(c for c in cf.chunks if c.symbol == "Ky._retryDelay")
+        assert "delay before the next try" in retry.text.lower()  # its doc comment leads it
+
+
+NESTED = '''def outer(x):
+    def inner(y):
+        """Callback."""
+        return y + 1
+
+    a = inner(x)
+    return a
+'''
+
+
+def test_definitions_nested_in_a_function_are_units_too() -> None:
+    cf = chunk_file("m.py", NESTED, count_tokens=count, max_tokens=128)
+    units = {c.symbol: (c.start_line, c.end_line) for c in cf.chunks if c.symbol}
+    assert units == {"outer": (1, 7), "outer.inner": (2, 4)}
+
+
+def test_a_rust_tests_module_is_a_test_for_the_ranking() -> None:
+    assert ranking.in_test_module("tests.it_works", "rust")
+    assert not ranking.in_test_module("tests.it_works", "python")
+    assert not ranking.in_test_module("Map.tests", "rust")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexer import query as query_mod
 from indexer import ranking
 from indexer.errors import InvalidQuery
 from indexer.lexical import terms
@@ -365,3 +366,33 @@ def test_tests_and_glue_are_embedded_briefly_and_code_and_prose_in_full(tmp_path
     assert "step 11" not in glue and len(glue) <= 120
     assert "Step 11" in doc  # prose is not glue: embedded whole
     assert summary.tokens_embedded == sum(min(model.count_tokens(t), 256) for t in model.given)
+
+
+def _cand(path: str, start: int, end: int, symbol: str | None, score: float) -> query_mod.Candidate:
+    body = "\n".join(f"line {n}" for n in range(start, end + 1))
+    return query_mod.Candidate(f"{path}:{start}", start, path, start, end, symbol, "markdown", None, body,
+                               score=score)
+
+
+def test_pieces_of_one_definition_merge_into_one_result_at_the_best_place() -> None:
+    ranked = [_cand("a.md", 11, 20, "Setup", 0.9), _cand("b.py", 1, 5, "f", 0.5),
+              _cand("a.md", 1, 12, "Setup", 0.4), _cand("a.md", 21, 30, "Other", 0.3),
+              _cand("a.md", 40, 45, "Setup", 0.2)]
+    merged = query_mod.merge_pieces(ranked)
+    assert [(c.path, c.start_line, c.end_line, c.symbol, c.score) for c in merged] == [
+        ("a.md", 1, 20, "Setup", 0.9), ("b.py", 1, 5, "f", 0.5), ("a.md", 21, 30, "Other", 0.3),
+        ("a.md", 40, 45, "Setup", 0.2)]  # another symbol, or a gap, stays apart
+    assert merged[0].body.split("\n") == [f"line {n}" for n in range(1, 21)]  # each line once
+
+
+def test_a_clear_lead_reads_as_likely_and_order_never_changes() -> None:
+    zs = [2.0, -3.0, -3.5, -6.0]
+    shown = []
+    for z, m in zip(zs, ranking.margins(zs), strict=True):
+        shown.append(ranking._sigmoid(ranking.DISPLAY[0] + ranking.DISPLAY[1] * z + ranking.DISPLAY[2] * m))
+    assert shown == sorted(shown, reverse=True)
+    assert shown[0] > 0.9 > 0.05 > shown[1]  # a lead of 5 reads as likely, the rest as unlikely
+    close = [ranking._sigmoid(ranking.DISPLAY[0] + ranking.DISPLAY[1] * z + ranking.DISPLAY[2] * m)
+             for z, m in zip([-1.0, -1.1], ranking.margins([-1.0, -1.1]), strict=True)]
+    assert 0.2 < close[1] < close[0] < 0.6  # two close candidates: neither is likely
+    assert ranking.margins([]) == [] and ranking.margins([1.0]) == [ranking.MARGIN_CAP]
