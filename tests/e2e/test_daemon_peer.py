@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from server.daemon.client import DaemonClient, DaemonUnavailable, Endpoint, find_daemon
+from server.daemon.client import DaemonClient, DaemonUnavailable, find_daemon
 from server.daemon.notice import markers_dir
 from server.daemon.notice import text as notice_text
 from tests.conftest import FIXTURES
