@@ -99,11 +99,10 @@ def serve_editor(stdin: BinaryIO, stdout: BinaryIO) -> Outcome:
     except ForgeError as exc:
         log.warning("serving this editor in-process: %s", exc)
         return Outcome(stdin=in_process, notice=(
-            f"forge-indexer: the shared daemon is off ({_short(str(exc))}); this editor has its own "
-            "index process, which the CLI cannot share. See the server log."))
+            f"forge-indexer: shared daemon off ({_short(str(exc))}); serving this editor alone, see the log"))
 
 
-def _short(reason: str, limit: int = 90) -> str:
+def _short(reason: str, limit: int = 70) -> str:
     """The first sentence of a reason, at most `limit` characters (the log has all of it)."""
     first = reason.split(". ", 1)[0].rstrip(".")
     return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"

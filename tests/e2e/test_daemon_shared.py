@@ -229,8 +229,8 @@ def test_a_keyring_daemon_is_never_used_without_its_proof(tmp_path: Path) -> Non
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         messages = json.loads(proc.stdout.strip().splitlines()[-1])
-        off = [m for m in messages if "shared daemon is off" in m]
-        assert len(off) == 1 and len(off[0]) <= 200 and "\n" not in off[0], messages
+        off = [m for m in messages if "shared daemon off" in m]
+        assert len(off) == 1 and len(off[0]) <= 150 and "\n" not in off[0], messages
         assert "is forge-indexer cli" not in d.log_text() and d.log_text().count("authenticated (") == 0
 
 
