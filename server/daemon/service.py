@@ -449,13 +449,14 @@ def _keyring(paths: DaemonPaths, settings: Settings, tcp: tuple[str, int] | None
 
     Peer mode only where it protects as much: a Unix socket whose peers' uids the kernel
     tells. A backend the user named that cannot be used is an error they asked to see, and
-    `--tcp` needs the secret (a loopback port is open to every local user)."""
+    `--tcp` needs the secret (a loopback port is open to every local user). A keyring that
+    works but holds a broken entry is reported too: peer mode is for no usable keyring."""
     try:
         backend = keyring_secret.select_backend(settings.keyring_backend)
         return backend, keyring_secret.load_or_create(paths.id, backend), None
     except keyring_secret.KeyringUnavailable as exc:
-        if settings.keyring_backend or exc.reason == "named":
-            raise
+        if settings.keyring_backend or exc.reason in ("named", "entry"):
+            raise  # a keyring that works but holds something else: `token rotate` fixes it
         if tcp is not None:
             raise keyring_secret.KeyringUnavailable(
                 f"--tcp needs an OS keyring (a loopback port is open to every local user, so each "
