@@ -185,6 +185,7 @@ def daemon_status(json_out: JsonOpt = False, state_dir: StateDir = None) -> None
         typer.echo(
             f"pid {r['pid']}  {r['workspace']}  {r['endpoint']}  clients {r.get('connections', '?')}  "
             f"rss {r.get('rssMb', '?')} MB  up {r.get('uptimeS', '?')} s"
+            + ("  peer mode (no keyring)" if r.get("auth") == "peer" else "")
             + (f"  ({r['error']})" if r.get("error") else "")
         )
 

@@ -29,7 +29,7 @@ from indexer.errors import ForgeError
 from server.auth.proof import b64, client_auth, daemon_auth, make_proof, new_nonce, same, unb64
 from server.daemon.framing import FramingError, frame, read_message, read_message_sync
 from server.daemon.paths import DaemonPaths
-from server.daemon.peer import AUTH_KEYRING, AUTH_PEER, peer_credentials
+from server.daemon.peer import AUTH_KEYRING, AUTH_PEER, HAS_PEERCRED, peer_credentials
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -127,10 +127,14 @@ def check_listener(sock: Any, endpoint: Endpoint) -> None:
     if sock is None or endpoint.kind != "unix":
         return
     _pid, uid = peer_credentials(sock)
-    if uid is None and endpoint.peer_mode:
+    if uid is None:
+        if not endpoint.peer_mode:
+            return  # the daemon's proof decides (and a socket that never connected fails next)
+        if HAS_PEERCRED:  # the kernel tells every connected socket's peer: this one is not connected
+            raise ConnectionRefusedError("the daemon's socket did not take the connection (is its queue full?)")
         raise DaemonUnavailable("cannot tell who listens on the daemon's socket, and the daemon has "
                                 "no keyring to prove itself with")
-    if uid is not None and uid != os.getuid():
+    if uid != os.getuid():
         raise DaemonUnavailable(f"the daemon's socket {endpoint.address} is held by uid {uid}, not by "
                                 "you: refusing to talk to it")
 
@@ -235,7 +239,10 @@ class DaemonClient:
         self._in = self.sock.makefile("rb")
         self._ids = itertools.count(1)
         try:
-            check_listener(self.sock, endpoint)
+            try:
+                check_listener(self.sock, endpoint)
+            except OSError as exc:
+                raise DaemonUnavailable(f"cannot connect to the daemon at {endpoint.address}: {exc}") from None
             hello = self._read()
             auth, nonce, cnonce = auth_message(secret, hello)
             self.sock.sendall(frame(body_of(auth)))

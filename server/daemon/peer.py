@@ -27,12 +27,18 @@ HAS_PEERCRED = hasattr(socket, "SO_PEERCRED")
 def peer_credentials(sock: socket.socket) -> tuple[int | None, int | None]:
     """(pid, uid) of the process at the other end, where the OS tells us.
 
-    For a client's socket this is the process that called listen() on the daemon's side.
+    For a client's socket this is the process that called listen() on the daemon's side. A
+    socket that is not connected has none (the kernel says uid -1): (None, None). That
+    happens to asyncio's connect when the listener's queue is full: it hands back a socket
+    that never connected.
     """
     if sock.family == socket.AF_UNIX and HAS_PEERCRED:
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        except OSError:
+            return None, None
         pid, uid, _gid = struct.unpack("3i", raw)
-        return pid, uid
+        return (pid, uid) if uid != -1 else (None, None)
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         return None, _tcp_peer_uid(sock)
     return None, None

@@ -147,3 +147,11 @@ def test_the_notice_is_one_short_line_once_per_user_and_reason(monkeypatch: pyte
     assert notice.once("none") is None
     assert notice.once("locked") == notice.text("locked")  # a new reason is a new notice
     assert sorted(p.name for p in notice.markers_dir().iterdir()) == ["keyring-locked", "keyring-none"]
+
+
+def test_a_socket_that_never_connected_has_no_uid_to_trust() -> None:
+    """What asyncio hands back when the daemon's queue is full: the kernel says uid -1."""
+    with socket.socket(socket.AF_UNIX) as lone:
+        check_listener(lone, Endpoint("unix", "/x.sock", 1))  # keyring mode: the proof decides
+        with pytest.raises(ConnectionRefusedError, match="did not take the connection"):
+            check_listener(lone, Endpoint("unix", "/x.sock", 1, auth="peer"))
