@@ -2,10 +2,10 @@
 
 A plain Linux machine over SSH or in a container has no Secret Service. Here keyring is
 left to its own discovery with no D-Bus session to find one (it settles on its `fail`
-backend), as on such a machine. Real everything else: pytest-lsp editors start the real
-`forge-indexer lsp` (`python -m server.cli lsp`), which starts a real daemon (real model,
-Chroma, SQLite); the CLI runs as a subprocess; another user is a real process of uid
-65534 (setpriv, so this test runs as root, as CI does).
+backend), as on such a machine. Real everything else: headless Neovim and a pytest-lsp
+editor start the real `forge-indexer lsp` (`python -m server.cli lsp`), which starts a
+real daemon (real model, Chroma, SQLite); the CLI runs as a subprocess; another user is a
+real process of uid 65534 (setpriv, so this test runs as root, as CI does).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_lsp import ClientServerConfig, LanguageClient
@@ -26,13 +27,15 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from server.daemon.client import DaemonClient, DaemonUnavailable, find_daemon
 from server.daemon.notice import markers_dir
 from server.daemon.notice import text as notice_text
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, REPO
 from tests.e2e.daemon_helpers import cli, daemon_paths, wait_for
 from tests.e2e.helpers import accept_registrations, init_params, names, search, wait_indexed
 
 pytestmark = [pytest.mark.slow]
 async_test = pytest.mark.asyncio(loop_scope="function")
 
+NVIM = shutil.which("nvim")
+NVIM_SCRIPT = Path(__file__).with_name("nvim_hold.lua")
 #: What editors run: `forge-indexer lsp`.
 LSP = ClientServerConfig(server_command=[sys.executable, "-m", "server.cli", "lsp"])
 NOTICE = notice_text("none")
@@ -106,16 +109,55 @@ def as_nobody(script: str) -> subprocess.CompletedProcess[str]:
                            sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
 
 
+class Neovim:
+    """Headless Neovim open on a workspace (tests/e2e/nvim_hold.lua) until released."""
+
+    def __init__(self, ws: Path, tmp_path: Path) -> None:
+        assert NVIM is not None, "Neovim is not installed: apt-get install -y neovim (tests/run.sh does it)"
+        self.ready, self.release, self.out = tmp_path / "nvim.ready", tmp_path / "nvim.release", tmp_path / "nvim.json"
+        env = {**os.environ, "FORGE_TEST_WS": str(ws), "FORGE_TEST_PYTHON": sys.executable,
+               "FORGE_TEST_REPO": str(REPO), "FORGE_TEST_READY": str(self.ready),
+               "FORGE_TEST_RELEASE": str(self.release), "FORGE_TEST_OUT": str(self.out),
+               "XDG_CACHE_HOME": str(tmp_path / "nvim-cache")}
+        self.proc = subprocess.Popen([NVIM, "--headless", "-u", "NONE", "-i", "NONE", "-c", f"luafile {NVIM_SCRIPT}"],
+                                     env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+
+    def wait_ready(self, timeout: float) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                seen = self.out.read_text() if self.out.exists() else ""
+                raise AssertionError(f"Neovim exited ({self.proc.returncode}) before the index was ready: {seen}")
+            return self.ready.exists()
+
+        wait_for(ready, timeout, "Neovim's index")
+
+    def close(self) -> dict[str, Any]:
+        """Let it search once more and quit; what it saw."""
+        self.release.touch()
+        try:
+            self.proc.wait(120)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        assert self.out.exists(), (self.proc.stderr.read() if self.proc.stderr else b"")[-2000:]
+        seen: dict[str, Any] = json.loads(self.out.read_text())
+        assert self.proc.returncode == 0 and "error" not in seen, seen.get("error")
+        return seen
+
+
 @async_test
 async def test_without_a_keyring_editors_and_the_cli_share_one_daemon(tmp_path: Path) -> None:
     ws = polyglot(tmp_path)
     paths, log = daemon_paths(ws)
-    first = second = None
+    nvim: Neovim | None = Neovim(ws, tmp_path)
+    second = None
     try:
-        first = await editor(ws, "neovim")
-        await wait_indexed(first, roots=1, timeout=300)
+        assert nvim is not None
+        nvim.wait_ready(300)
         entry = paths.read_registry()
-        assert entry is not None, "the editor's `forge-indexer lsp` started no daemon"
+        assert entry is not None, "Neovim's `forge-indexer lsp` started no daemon"
         assert (entry["auth"], entry["keyring"], entry["keyringProblem"]) == ("peer", None, "none"), entry
         assert "running in peer mode" in log.read_text()
         # A second editor at the same time: the same daemon, the same index.
@@ -136,27 +178,30 @@ async def test_without_a_keyring_editors_and_the_cli_share_one_daemon(tmp_path: 
         listed = cli("daemon", "status").stdout
         assert f"pid {entry['pid']}" in listed and "peer mode (no keyring)" in listed
         assert "clients 3" in listed  # the two editors and this call
-        # The notice: one short line, to the first editor only (once per user).
-        shown = [m.message for m in first.messages if "keyring" in m.message]
-        assert shown == [NOTICE] and len(NOTICE) <= 150, first.messages
-        assert not [m for m in second.messages if "keyring" in m.message], second.messages
         assert "keyring" not in out.stderr
+        # Closing one editor leaves the other working; the daemon stays the same.
+        seen = nvim.close()
+        nvim = None
+        assert "ConfigLoader" in [r["symbol"] for r in seen["search"]["results"]], seen
+        # The notice: one short line, to the first editor only (once per user).
+        shown = [m for m in seen["messages"] if "keyring" in m]
+        assert shown == [NOTICE] and len(NOTICE) <= 150, seen["messages"]
+        assert not [m for m in second.messages if "keyring" in m.message], second.messages
+        assert "ConfigLoader" in names(await search(second, "load configuration from a file"))
+        found = find_daemon(paths)
+        assert found is not None and found.pid == entry["pid"]
         # Until its marker goes: then the CLI says it, on stderr, once.
         shutil.rmtree(markers_dir())
         assert cli("status", "-w", str(ws)).stderr.strip() == NOTICE
         assert "keyring" not in cli("status", "-w", str(ws)).stderr
-        # Closing one editor leaves the other working; the daemon stays the same.
-        await close(first)
-        first = None
-        assert "ConfigLoader" in names(await search(second, "load configuration from a file"))
-        found = find_daemon(paths)
-        assert found is not None and found.pid == entry["pid"]
     finally:
-        for lsp in (first, second):
-            if lsp is not None:
-                await close(lsp)
-        found = find_daemon(paths)
-        if found is not None:
+        if nvim is not None:
+            nvim.release.touch()
+            nvim.proc.kill()
+            nvim.proc.wait()
+        if second is not None:
+            await close(second)
+        if find_daemon(paths) is not None:
             cli("daemon", "stop", "-w", str(ws), check=False)
 
 
