@@ -128,15 +128,18 @@ def daemon_stop(workspace: WorkspaceOpt = Path("."), state_dir: StateDir = None,
 
 def _entries() -> list[dict[str, Any]]:
     """The registry entries of your live daemons."""
-    from server.daemon.client import find_daemon
+    from server.daemon.client import DaemonUnavailable, find_daemon
     from server.daemon.paths import DaemonPaths, all_registries
 
     out = []
     for path in all_registries():
         paths = DaemonPaths(id=path.stem, workspace=Path("/"), run=path.parent)
         data = paths.read_registry()
-        if data is not None and find_daemon(paths) is not None:
-            out.append(data)
+        try:
+            if data is not None and find_daemon(paths) is not None:
+                out.append(data)
+        except DaemonUnavailable as exc:  # an entry no client would trust: say so, list the rest
+            logging.getLogger(__name__).warning("%s", exc)
     return out
 
 
@@ -145,7 +148,8 @@ def _open_entry(entry: dict[str, Any], state_dir: Path | None) -> Any:
     from server.daemon.remote import open_remote
 
     root = Path(entry["workspace"])
-    endpoint = Endpoint.parse(str(entry["endpoint"]), int(entry["pid"]), entry.get("keyring"))
+    endpoint = Endpoint.parse(str(entry["endpoint"]), int(entry["pid"]), entry.get("keyring"),
+                              entry.get("auth"), entry.get("keyringProblem"))
     return open_remote(endpoint, str(entry["id"]), root, cli_settings(root, state_dir))
 
 
@@ -181,6 +185,7 @@ def daemon_status(json_out: JsonOpt = False, state_dir: StateDir = None) -> None
         typer.echo(
             f"pid {r['pid']}  {r['workspace']}  {r['endpoint']}  clients {r.get('connections', '?')}  "
             f"rss {r.get('rssMb', '?')} MB  up {r.get('uptimeS', '?')} s"
+            + ("  peer mode (no keyring)" if r.get("auth") == "peer" else "")
             + (f"  ({r['error']})" if r.get("error") else "")
         )
 

@@ -158,7 +158,8 @@ def check_keyring(settings: Settings) -> Finding:
     except ForgeError as exc:
         return Finding(
             "keyring", "warn",
-            f"no usable keyring: editors are served in-process, the shared daemon stays off ({exc})",
+            f"no usable keyring: the shared daemon runs in peer mode (private socket and uid check, "
+            f"no proofs) ({exc})",
             "install and unlock a Secret Service (gnome-keyring); see docs/security.md",
         )
     return Finding("keyring", "ok", backend_name(backend))

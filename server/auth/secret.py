@@ -49,7 +49,14 @@ HOW_TO_FIX = (
 
 
 class KeyringUnavailable(ForgeError):
-    """No usable OS keyring: the shared endpoint stays closed."""
+    """No usable OS keyring. `reason` is one word for notices and the daemon's registry:
+    `none` (no OS keyring found), `locked`, `timeout` (it did not answer), `failed` (it
+    raised), `named` (the backend the user named cannot be used), `entry` (the keyring
+    holds something else under our name)."""
+
+    def __init__(self, message: str, reason: str = "failed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def backend_name(backend: Any) -> str:
@@ -80,7 +87,7 @@ def _call(fn: Callable[[], T], what: str, timeout_s: float = CALL_TIMEOUT_S) -> 
     except queue.Empty:
         raise KeyringUnavailable(
             f"the OS keyring did not answer within {timeout_s:.0f} s while {what} (is it locked "
-            f"and waiting for a password prompt?). {HOW_TO_FIX}"
+            f"and waiting for a password prompt?). {HOW_TO_FIX}", "timeout"
         ) from None
     if not ok:
         exc = value
@@ -107,7 +114,8 @@ def _named_backend(name: str) -> Any:
     except (ImportError, AttributeError, ValueError) as exc:
         raise KeyringUnavailable(
             f"the keyring backend named in the keyringBackend setting, {name!r}, cannot be "
-            f"loaded ({exc}). Give its full class name, e.g. keyrings.alt.file.PlaintextKeyring."
+            f"loaded ({exc}). Give its full class name, e.g. keyrings.alt.file.PlaintextKeyring.",
+            "named",
         ) from None
     return cls()
 
@@ -125,7 +133,7 @@ def _check_unlocked(backend: Any) -> None:
             raise KeyringUnavailable(
                 "the Secret Service keyring is locked. Unlock it (log in to the desktop, or on a "
                 "headless machine run `gnome-keyring-daemon --unlock` with the password on its "
-                "stdin; see docs/security.md)."
+                "stdin; see docs/security.md).", "locked"
             )
     finally:
         bus.close()
@@ -143,7 +151,7 @@ def select_backend(allowed: str | None = None) -> Any:
             if allowed in PROMPTING:
                 raise KeyringUnavailable(
                     f"{allowed} asks for a password on the terminal, which a daemon cannot "
-                    f"answer; it cannot be used. {HOW_TO_FIX}"
+                    f"answer; it cannot be used. {HOW_TO_FIX}", "named"
                 )
             backend = _named_backend(allowed)
             log.warning("using the keyring backend %s because the keyringBackend setting names it", allowed)
@@ -161,7 +169,7 @@ def select_backend(allowed: str | None = None) -> Any:
             f"no OS keyring is available (keyring offers only: {names}; file and null backends "
             f"are refused because they would leave the secret readable in a file or not keep "
             f"it). {HOW_TO_FIX} To accept a file backend anyway, set keyringBackend to its class "
-            f"name in your user config."
+            f"name in your user config.", "none"
         )
 
     return _call(pick, "looking for a keyring backend")
@@ -202,7 +210,7 @@ def read_secret(workspace_id: str, backend: Any) -> bytes | None:
     if len(value) < SECRET_BYTES:
         raise KeyringUnavailable(
             f"the keyring entry {SERVICE}/{_username(workspace_id)} is not a forge-indexer secret; "
-            "replace it with `forge-indexer token rotate`."
+            "replace it with `forge-indexer token rotate`.", "entry"
         )
     return value
 

@@ -1,9 +1,12 @@
 """How `forge-indexer lsp` serves an editor: through the shared daemon, or in-process.
 
 Shared (the default, `sharedDaemon`): the editor's first message, `initialize`, names the
-workspace; the daemon for it is found or started, and the editor is relayed to it. Without
-a usable OS keyring the shared endpoint cannot be protected, so the editor is served by
-this process alone, as before the daemon existed, and told once why and how to fix it.
+workspace; the daemon for it is found or started, and the editor is relayed to it. The
+daemon chooses its protection: proofs of a keyring secret, or without a usable keyring the
+peer uid check alone (the relay then expects no proof, and the user is told once). Only if
+the shared mode cannot work (the daemon cannot start, or it keeps its secret in a keyring
+this process cannot read) is the editor served by this process alone, as before the daemon
+existed, with a one-line notice; the full reason goes to the log.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any, BinaryIO
 
 from indexer.errors import ForgeError
 from indexer.settings import ENV_PREFIX, USER_ONLY_KEYS, load_settings
+from server.daemon.client import Endpoint
 from server.daemon.framing import FramingError, frame, read_message_sync
 from server.session import client_section
 from server.uris import uri_to_path
@@ -95,29 +99,45 @@ def serve_editor(stdin: BinaryIO, stdout: BinaryIO) -> Outcome:
     except ForgeError as exc:
         log.warning("serving this editor in-process: %s", exc)
         return Outcome(stdin=in_process, notice=(
-            "forge-indexer: the shared daemon is off, so this editor has its own index "
-            f"process (other editors and the CLI cannot share it): {exc}"))
+            f"forge-indexer: shared daemon off ({_short(str(exc))}); serving this editor alone, see the log"))
+
+
+def _short(reason: str, limit: int = 70) -> str:
+    """The first sentence of a reason, at most `limit` characters (the log has all of it)."""
+    first = reason.split(". ", 1)[0].rstrip(".")
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
 
 
 def _relay(stdin: BinaryIO, stdout: BinaryIO, initialize: dict[str, Any], workspace: Path, settings: Any) -> int:
     from server.auth import secret as keyring_secret
+    from server.daemon import notice
     from server.daemon.paths import log_file, paths_for
     from server.daemon.relay import Relay
     from server.daemon.spawn import ensure_daemon
 
-    backend = keyring_secret.select_backend(settings.keyring_backend)
     paths = paths_for(workspace, settings)
     env = {ENV_PREFIX + k.upper(): str(getattr(settings, k)) for k in USER_ONLY_KEYS
            if getattr(settings, k) is not None}
     logs = log_file(settings, paths.id)
-    ensure_daemon(paths, logs, env)  # fails here (→ in-process) if it cannot start
+    # Fails here (→ in-process) if it cannot start; the daemon picks keyring or peer mode.
+    endpoint = ensure_daemon(paths, logs, env)
+    backends: dict[str | None, Any] = {}
 
-    def secret() -> bytes:
-        value = keyring_secret.read_secret(paths.id, backend)
+    def secret(daemon: Endpoint) -> bytes | None:
+        if daemon.peer_mode:
+            return None  # its entry says no keyring: nothing to prove (never the other way round)
+        if daemon.keyring not in backends:
+            chosen = None if settings.keyring_backend else keyring_secret.recorded_backend(daemon.keyring)
+            backends[daemon.keyring] = chosen or keyring_secret.select_backend(settings.keyring_backend)
+        value = keyring_secret.read_secret(paths.id, backends[daemon.keyring])
         if value is None:
             raise ForgeError("the daemon's secret is missing from the keyring")
         return value
 
-    secret()  # fail now, while the editor can still be served in-process
-    relay = Relay(stdin, stdout, initialize, lambda: ensure_daemon(paths, logs, env), secret)
+    secret(endpoint)  # fail now, while the editor can still be served in-process
+
+    def shown_once(daemon: Endpoint) -> str | None:
+        return notice.once(daemon.problem) if daemon.peer_mode else None
+
+    relay = Relay(stdin, stdout, initialize, lambda: ensure_daemon(paths, logs, env), secret, shown_once)
     return asyncio.run(relay.run())

@@ -100,10 +100,22 @@ class DaemonPaths:
         return self.run / f"{self.id}.spawn.lock"
 
     def read_registry(self) -> dict[str, Any] | None:
+        """The entry the daemon wrote, or None. Only a regular file of this user's counts (not
+        a symlink): it says whether clients need the secret, so no one else may write it."""
         try:
-            data = json.loads(self.registry.read_text(encoding="utf-8"))
+            fd = os.open(self.registry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+                return None
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                data = json.loads(fh.read(1024 * 1024).decode("utf-8"))
         except (OSError, ValueError):
             return None
+        finally:
+            os.close(fd)
         return data if isinstance(data, dict) else None
 
 

@@ -7,8 +7,13 @@ challenge after `forge-indexer token rotate` by itself. If the daemon dies (kill
 crashed), the relay fails the requests that were waiting, starts a new daemon, replays the
 editor's `initialize`, and carries on: the editor only sees those requests fail.
 
-Anything that stops the shared mode before the relay starts (no keyring, a daemon that
-cannot start) returns a reason instead, and the caller serves the editor in-process.
+A daemon in peer mode (no keyring, see `server.daemon.service`) takes the relay's
+messages without proofs; the relay then shows the user the one-line notice, once per user
+(`server.daemon.notice`), right after the daemon's answer to `initialize`.
+
+Anything that stops the shared mode before the relay starts (a keyring daemon whose secret
+cannot be read, a daemon that cannot start) returns a reason instead, and the caller
+serves the editor in-process.
 """
 
 from __future__ import annotations
@@ -46,20 +51,25 @@ class Relay:
     """Copies one editor's messages to the daemon and back."""
 
     def __init__(self, stdin: BinaryIO, stdout: BinaryIO, initialize: dict[str, Any],
-                 connect: Callable[[], Endpoint], secret: Callable[[], bytes]) -> None:
+                 connect: Callable[[], Endpoint], secret: Callable[[Endpoint], bytes | None],
+                 notice: Callable[[Endpoint], str | None] | None = None) -> None:
         self.stdin = stdin
         self.stdout = stdout
         self.initialize = initialize
         self._connect_endpoint = connect  # finds or starts the daemon (blocking)
-        self._secret = secret  # reads the secret from the keyring (blocking)
-        self.key = b""
+        # Reads that daemon's secret from the keyring (blocking); None for a peer-mode daemon.
+        self._secret = secret
+        self._notice = notice  # the text to show the editor about this daemon, if any
+        self._pending_notice: str | None = None
+        self.key: bytes | None = None
+        self.endpoint: Endpoint | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.authed = asyncio.Event()
         self.pid: int | None = None
         self.pending: dict[str, Any] = {}  # editor request ids waiting for the daemon
         self.restarts: list[float] = []
         self.editor_done = False
-        self._reauth: tuple[bytes, bytes, bytes] | None = None
+        self._reauth: tuple[bytes | None, bytes, bytes] | None = None
 
     async def run(self) -> int:
         reader = await self._attach()
@@ -102,8 +112,8 @@ class Relay:
             endpoint = await asyncio.to_thread(self._connect_endpoint)
             writer: asyncio.StreamWriter | None = None
             try:
+                secret = await asyncio.to_thread(self._secret, endpoint)
                 reader, writer = await open_connection(endpoint)
-                secret = await asyncio.to_thread(self._secret)
                 self.key = await handshake(reader, writer, secret)
                 break
             except (TimeoutError, OSError, asyncio.IncompleteReadError, DaemonUnavailable) as exc:
@@ -117,6 +127,9 @@ class Relay:
                 log.info("the daemon at %s is not answering (%s); looking again", endpoint.address, exc)
         self.writer = writer
         self.pid = endpoint.pid
+        self.endpoint = endpoint
+        if self._notice is not None and gone is None:  # shown with the answer to the first `initialize`
+            self._pending_notice = await asyncio.to_thread(self._notice, endpoint)
         self.authed.set()
         log.info("relaying to the daemon (pid %d)", endpoint.pid)
         return reader
@@ -183,6 +196,12 @@ class Relay:
                     continue
                 self.pending.pop(json.dumps(msg.get("id")), None)
             self._to_editor(body)
+            if self._pending_notice and isinstance(msg, dict) and "method" not in msg \
+                    and msg.get("id") == self.initialize.get("id"):
+                # After the answer to `initialize`: every editor shows a message by then.
+                self._to_editor(body_of({"jsonrpc": "2.0", "method": "window/showMessage",
+                                         "params": {"type": 2, "message": self._pending_notice}}))
+                self._pending_notice = ""
 
     async def _reauthenticate(self, hello: dict[str, Any]) -> None:
         """The secret was rotated: answer the new challenge with the new secret.
@@ -190,7 +209,8 @@ class Relay:
         The daemon's "ok" arrives among other messages; `_from_daemon` completes it.
         """
         self.authed.clear()
-        secret = await asyncio.to_thread(self._secret)
+        assert self.endpoint is not None
+        secret = await asyncio.to_thread(self._secret, self.endpoint)
         auth, nonce, cnonce = auth_message(secret, hello)
         self._reauth = (secret, nonce, cnonce)
         if self.writer is not None:

@@ -49,7 +49,14 @@ def open_remote(endpoint: Endpoint, daemon_id: str, workspace: Path, settings: C
     """Authenticate to a daemon whose registry entry we have, and say hello.
 
     The secret is read from the keyring backend the daemon recorded (`endpoint.keyring`);
-    the user's keyringBackend setting, when given, still decides."""
+    the user's keyringBackend setting, when given, still decides. A daemon in peer mode (no
+    keyring) needs no secret: the user is told so once, on stderr."""
+    if endpoint.peer_mode:
+        from server.daemon import notice
+
+        client = DaemonClient(endpoint, None)
+        notice.to_stderr(endpoint.problem)
+        return _hello(client, workspace, progress)
     from server.auth import secret as keyring_secret
 
     try:
@@ -64,9 +71,16 @@ def open_remote(endpoint: Endpoint, daemon_id: str, workspace: Path, settings: C
             f"a daemon (pid {endpoint.pid}) serves {workspace}, but its secret is not in the "
             "keyring; stop it with `forge-indexer daemon stop` (or kill it) and try again."
         )
-    client = DaemonClient(endpoint, secret)
+    return _hello(DaemonClient(endpoint, secret), workspace, progress)
+
+
+def _hello(client: DaemonClient, workspace: Path, progress: bool) -> RemoteWorkspace:
     uri = path_to_uri(workspace)
-    client.initialize(uri, progress=progress)
+    try:
+        client.initialize(uri, progress=progress)
+    except BaseException:
+        client.close()
+        raise
     return RemoteWorkspace(client, workspace, uri)
 
 

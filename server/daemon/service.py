@@ -1,7 +1,6 @@
 """The daemon process: one language server for a workspace, shared over a local endpoint.
 
-It loads the workspace secret from the OS keyring (refusing to start without one: the
-shared endpoint must never be open without proofs), initialises the ordinary language
+It loads the workspace secret from the OS keyring, initialises the ordinary language
 server for its workspace through the `Hub`, and listens on a Unix socket in the private
 runtime dir (or, only when asked, on a loopback TCP port). Each connection:
 
@@ -18,6 +17,17 @@ runtime dir (or, only when asked, on a loopback TCP port). Each connection:
 After `token rotate` every session is challenged again and closed unless it answers within
 `AUTH_TIMEOUT_S`; meanwhile it gets no broadcasts (`Hub`).
 
+Without a usable OS keyring (none found, locked, not answering) the daemon runs in **peer
+mode**: no secret and no proofs, only the guards that stand in front of the proofs anyway
+(the user's 0700 runtime dir, the 0600 socket, the peer uid of every connection, which
+must then be known). A proof only keeps out processes that cannot read the keyring, and a
+process of the same uid can read it; other uids are refused by the uid check in both
+modes. Its registry entry says `"auth": "peer"`, so clients expect no proof (and one that
+finds `"keyring"` never settles for less); a keyring-mode daemon never serves a client
+that skips the proof. Peer mode is Unix sockets only: `--tcp` without a keyring is refused
+(a loopback port has no private directory), and so is a keyringBackend the user named but
+that cannot be used.
+
 The daemon stops on SIGTERM/SIGINT, on `forge-indexer daemon stop`, or after
 `daemonIdleTimeout` seconds with no connection and no indexing work.
 """
@@ -26,13 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import os
 import signal
-import socket
-import struct
 import sys
 import time
 from pathlib import Path
@@ -65,6 +72,7 @@ from server.daemon.framing import (
 )
 from server.daemon.hub import DAEMON_METHOD, MAX_INFLIGHT, Connection, Hub
 from server.daemon.paths import DaemonPaths
+from server.daemon.peer import AUTH_KEYRING, AUTH_PEER, HAS_PEERCRED, peer_credentials
 from server.logs import REQUEST_ID
 from server.loopback import loopback_host
 from server.metrics_http import serve_for
@@ -85,52 +93,21 @@ MAX_CONNECTIONS = 256
 MAX_UNAUTHENTICATED = 64
 
 
-def peer_credentials(sock: socket.socket) -> tuple[int | None, int | None]:
-    """(pid, uid) of the process at the other end, where the OS tells us."""
-    if sock.family == socket.AF_UNIX and hasattr(socket, "SO_PEERCRED"):
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid, uid, _gid = struct.unpack("3i", raw)
-        return pid, uid
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        return None, _tcp_peer_uid(sock)
-    return None, None
-
-
-def _tcp_peer_uid(sock: socket.socket) -> int | None:
-    """The uid owning the client end of a loopback TCP connection (Linux `/proc/net/tcp*`)."""
-    peer, local = sock.getpeername(), sock.getsockname()
-
-    def hex_addr(addr: tuple[Any, ...]) -> str:
-        ip = ipaddress.ip_address(addr[0])
-        packed = ip.packed
-        if ip.version == 4:
-            text = packed[::-1].hex().upper()
-        else:  # /proc prints IPv6 as four little-endian 32-bit words
-            text = "".join(packed[i : i + 4][::-1].hex().upper() for i in range(0, 16, 4))
-        return f"{text}:{addr[1]:04X}"
-
-    want = (hex_addr(peer), hex_addr(local))
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 7 and (fields[1], fields[2]) == want:
-                return int(fields[7])
-    return None
-
-
 class Daemon:
     """The daemon's state: the server, the hub, the secret, the listener."""
 
-    def __init__(self, paths: DaemonPaths, settings: Settings, backend: Any, secret: bytes,
-                 *, idle_timeout_s: float, tcp: tuple[str, int] | None = None) -> None:
+    def __init__(self, paths: DaemonPaths, settings: Settings, backend: Any, secret: bytes | None,
+                 *, idle_timeout_s: float, tcp: tuple[str, int] | None = None,
+                 keyring_problem: str | None = None) -> None:
         self.paths = paths
         self.settings = settings
         self.backend = backend
-        self._secret = secret
+        self._secret = secret  # None: peer mode (no usable keyring)
+        self.auth = AUTH_KEYRING if secret is not None else AUTH_PEER
+        self.keyring_problem = keyring_problem  # why there is no keyring (peer mode)
+        if self.auth == AUTH_PEER and (tcp is not None or not HAS_PEERCRED):
+            raise ForgeError("a daemon without a keyring serves only a Unix socket with peer "
+                             "credentials (Linux); see docs/security.md")
         self.idle_timeout_s = idle_timeout_s
         self.tcp = tcp
         self.replay = ReplayCache()
@@ -211,8 +188,13 @@ class Daemon:
             "started": self.started, "version": __version__, "id": self.paths.id,
             # Which keyring holds the secret (a class name, not a secret): clients load it
             # directly instead of probing every backend (`keyring_secret.recorded_backend`).
-            "keyring": keyring_secret.backend_name(self.backend),
+            "keyring": keyring_secret.backend_name(self.backend) if self.backend is not None else None,
+            # Whether clients must prove the secret ("keyring") or are let in on their uid
+            # alone ("peer", with why there is no keyring: the notice clients show once).
+            "auth": self.auth,
         }
+        if self.auth == AUTH_PEER:
+            data["keyringProblem"] = self.keyring_problem
         tmp = self.paths.registry.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -247,6 +229,10 @@ class Daemon:
             self._audit("refused", peer, "", f"peer uid {uid} is not the daemon's uid {os.getuid()}")
             writer.close()
             return
+        if uid is None and self.auth == AUTH_PEER:  # the uid check is all there is: it must be made
+            self._audit("refused", peer, "", "the peer's uid is unknown and this daemon has no keyring")
+            writer.close()
+            return
         conn = Connection(writer, peer)
         self.stats["connections"] += 1
         if len(self.pending) >= MAX_UNAUTHENTICATED:
@@ -275,8 +261,12 @@ class Daemon:
             self.hub.drop(conn)
 
     def _challenge(self, conn: Connection) -> None:
+        if self._secret is None:  # peer mode: the client has only to say it expects no proof
+            conn.nonce = b""
+            conn.handshake({"forge": "hello", "v": 1, "auth": AUTH_PEER})
+            return
         conn.nonce = nonce = new_nonce()
-        conn.handshake({"forge": "hello", "v": 1, "nonce": b64(nonce)})
+        conn.handshake({"forge": "hello", "v": 1, "nonce": b64(nonce), "auth": AUTH_KEYRING})
         if conn.key is not None:  # a live session challenged again (rotation): answer or go
             asyncio.get_running_loop().call_later(AUTH_TIMEOUT_S, self._expire, conn, nonce)
 
@@ -308,11 +298,12 @@ class Daemon:
                 self._reject(conn, msg, REAUTH_ERROR, "reauth",
                              "the workspace secret was rotated; re-authenticate first", audit_it=False)
                 continue
-            try:
-                verify(conn.key, headers.get("forge-proof"), body, msg, self.replay)
-            except ProofRejected as exc:
-                self._reject(conn, msg, PROOF_ERROR, exc.reason, str(exc))
-                continue
+            if self._secret is not None:  # keyring mode: every message carries a proof
+                try:
+                    verify(conn.key, headers.get("forge-proof"), body, msg, self.replay)
+                except ProofRejected as exc:
+                    self._reject(conn, msg, PROOF_ERROR, exc.reason, str(exc))
+                    continue
             # The server's handler task starts inside this call and keeps the id for its log lines.
             request_id = REQUEST_ID.set(f"c{conn.number}:{msg['id']}" if isinstance(msg, dict) and "id" in msg
                                         and "method" in msg else None)
@@ -324,18 +315,33 @@ class Daemon:
                 conn.room.clear()
                 await conn.room.wait()
 
+    def _deny(self, conn: Connection, audit_detail: str, reason: str) -> bool:
+        self._audit("denied", conn.peer, "", audit_detail)
+        conn.handshake({"forge": "denied", "reason": reason})
+        conn.close()
+        return False
+
     def _authenticate(self, conn: Connection, msg: dict[str, Any]) -> bool:
         nonce = conn.nonce
-        try:
-            cnonce, mac = unb64(str(msg.get("cnonce"))), unb64(str(msg.get("mac")))
-        except ValueError:
-            cnonce, mac = b"", b""
-        if nonce is None or len(cnonce) < 16 or not same(mac, client_auth(self._secret, nonce, cnonce)):
-            self._audit("denied", conn.peer, "", "the answer to the challenge is wrong")
-            conn.handshake({"forge": "denied", "reason": "authentication failed: the client does not "
-                            "hold this workspace's secret"})
-            conn.close()
-            return False
+        secret = self._secret
+        if secret is None:
+            if nonce is None or msg.get("auth") != AUTH_PEER:
+                return self._deny(conn, "a client that expects a keyring secret (this daemon has none)",
+                                  "this daemon runs without a keyring (peer mode); its registry entry says so")
+            key, answer = b"", {"forge": "ok", "auth": AUTH_PEER, "pid": os.getpid()}
+        else:
+            if msg.get("auth") == AUTH_PEER:  # never serve a client that skips the proof
+                return self._deny(conn, "a client without a proof of the secret",
+                                  "this daemon requires a proof of the workspace secret (keyring mode)")
+            try:
+                cnonce, mac = unb64(str(msg.get("cnonce"))), unb64(str(msg.get("mac")))
+            except ValueError:
+                cnonce, mac = b"", b""
+            if not nonce or len(cnonce) < 16 or not same(mac, client_auth(secret, nonce, cnonce)):
+                return self._deny(conn, "the answer to the challenge is wrong", "authentication failed: "
+                                  "the client does not hold this workspace's secret")
+            key = session_key(secret, nonce, cnonce)
+            answer = {"forge": "ok", "mac": b64(daemon_auth(secret, nonce, cnonce)), "pid": os.getpid()}
         first = conn.key is None
         if first and len(self.hub.conns) >= MAX_CONNECTIONS:
             self._audit("refused", conn.peer, "", f"already {MAX_CONNECTIONS} authenticated connections")
@@ -343,10 +349,9 @@ class Daemon:
                             "connections; close some and try again"})
             conn.close()
             return False
-        conn.key = session_key(self._secret, nonce, cnonce)
+        conn.key = key
         conn.nonce = None
-        conn.handshake({"forge": "ok", "mac": b64(daemon_auth(self._secret, nonce, cnonce)),
-                        "pid": os.getpid()})
+        conn.handshake(answer)
         if first:
             self.pending.pop(conn.number, None)
             self.hub.add(conn)
@@ -386,6 +391,9 @@ class Daemon:
                           "(info, stop or rotate)"}}
 
     async def _rotate(self, requester: Connection) -> Any:
+        if self._secret is None:
+            return {"error": {"code": -32602, "message": "this daemon runs without a keyring (peer "
+                              "mode): it has no secret to rotate"}}
         try:
             new = await asyncio.to_thread(keyring_secret.read_secret, self.paths.id, self.backend)
         except ForgeError as exc:
@@ -409,7 +417,7 @@ class Daemon:
             "rejected": self.stats["rejected"], "rssMb": _rss_mb(),
             "roots": [str(r.path) for r in self.ls.roots.all()],
             "busy": self.ls.worker.busy(), "idleTimeoutS": self.idle_timeout_s,
-            "unauthenticated": len(self.pending),
+            "unauthenticated": len(self.pending), "auth": self.auth,
         }
 
 
@@ -435,19 +443,46 @@ def _rss_mb() -> float | None:
     return None
 
 
+def _keyring(paths: DaemonPaths, settings: Settings, tcp: tuple[str, int] | None
+             ) -> tuple[Any, bytes | None, str | None]:
+    """(backend, secret, None) with a usable keyring; (None, None, reason) for peer mode.
+
+    Peer mode only where it protects as much: a Unix socket whose peers' uids the kernel
+    tells. A backend the user named that cannot be used is an error they asked to see, and
+    `--tcp` needs the secret (a loopback port is open to every local user). A keyring that
+    works but holds a broken entry is reported too: peer mode is for no usable keyring."""
+    try:
+        backend = keyring_secret.select_backend(settings.keyring_backend)
+        return backend, keyring_secret.load_or_create(paths.id, backend), None
+    except keyring_secret.KeyringUnavailable as exc:
+        if settings.keyring_backend or exc.reason in ("named", "entry"):
+            raise  # a keyring that works but holds something else: `token rotate` fixes it
+        if tcp is not None:
+            raise keyring_secret.KeyringUnavailable(
+                f"--tcp needs an OS keyring (a loopback port is open to every local user, so each "
+                f"client must prove the workspace secret): {exc}", exc.reason) from None
+        if not HAS_PEERCRED:
+            raise
+        log.warning("no usable OS keyring (%s): running in peer mode, where only processes of uid %d "
+                    "can connect (private runtime dir, 0600 socket, peer uid check; no proofs). "
+                    "See docs/security.md", exc.reason, os.getuid())
+        log.info("why there is no keyring: %s", exc)
+        return None, None, exc.reason
+
+
 def run_daemon(paths: DaemonPaths, settings: Settings, *, idle_timeout_s: float,
                tcp: tuple[str, int] | None = None) -> int:
     """Start the daemon in this process and serve until it stops (the exit status)."""
     if tcp is not None:  # before anything starts: a bad address is one line, not a traceback
         tcp = (loopback_host(tcp[0], tcp[1], "--tcp"), tcp[1])
-    backend = keyring_secret.select_backend(settings.keyring_backend)
-    secret = keyring_secret.load_or_create(paths.id, backend)
+    backend, secret, problem = _keyring(paths, settings, tcp)
     from server.priority import lower_priority
 
     lower_priority(settings.low_priority)  # the daemon's work is background work
 
     async def main() -> None:
-        daemon = Daemon(paths, settings, backend, secret, idle_timeout_s=idle_timeout_s, tcp=tcp)
+        daemon = Daemon(paths, settings, backend, secret, idle_timeout_s=idle_timeout_s, tcp=tcp,
+                        keyring_problem=problem)
         await daemon.run()
 
     setup_tracing(settings.otel_exporter)

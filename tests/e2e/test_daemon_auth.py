@@ -14,6 +14,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,6 +129,46 @@ async def test_the_wrong_secret_is_denied_at_connect(daemon: Daemon) -> None:
     with pytest.raises(DaemonUnavailable, match="refused"):
         await Raw.open(daemon, secret=b"\x02" * 32)
     assert "audit: denied" in daemon.log_text()
+    await still_serves(daemon)
+
+
+@async_test
+async def test_a_client_that_skips_the_proof_is_denied_and_never_downgrades(daemon: Daemon) -> None:
+    """A keyring daemon never takes peer mode's answer; a client whose entry says keyring
+    never takes a peer-mode hello."""
+    from server.daemon.client import DaemonUnavailable, handshake, open_connection
+
+    entry = daemon.paths.read_registry()
+    assert entry is not None and entry["auth"] == "keyring" and daemon.endpoint.auth == "keyring"
+    reader, writer = await open_connection(daemon.endpoint)
+    hello = json.loads((await read_message(reader) or ({}, b"{}"))[1])
+    assert hello["auth"] == "keyring" and hello["nonce"]
+    writer.write(frame(json.dumps({"forge": "auth", "auth": "peer"}).encode()))
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "forge/search", "params": {"query": "x"}}).encode()
+    writer.write(frame(body))
+    await writer.drain()
+    answer = await read_message(reader)
+    assert answer is not None and json.loads(answer[1])["forge"] == "denied", answer
+    assert "requires a proof" in json.loads(answer[1])["reason"]
+    assert await reader.read() == b""  # closed; the search was never answered
+    assert "a client without a proof of the secret" in daemon.log_text()
+    # The client side: a socket that offers no challenge although proofs are expected.
+    fake = Path(tempfile.mkdtemp(prefix="fx-down-", dir="/tmp")) / "d.sock"
+
+    async def peer_hello(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(frame(json.dumps({"forge": "hello", "v": 1, "auth": "peer"}).encode()))
+        await w.drain()
+        await r.read()
+
+    server = await asyncio.start_unix_server(peer_hello, path=str(fake))
+    try:
+        r, w = await asyncio.open_unix_connection(str(fake))
+        with pytest.raises(DaemonUnavailable, match="offers no proof"):
+            await handshake(r, w, daemon.secret())
+        w.close()
+    finally:
+        server.close()
+        shutil.rmtree(fake.parent)
     await still_serves(daemon)
 
 
