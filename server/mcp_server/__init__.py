@@ -3,7 +3,8 @@
 Coding agents (Claude Code, Codex CLI, Continue, Cursor...) start this command and call its
 tools: `search`, `context`, `find_symbol`, `index_status` (`server.mcp_server.tools`).
 Answers come from the workspace's shared daemon, started if none runs, or from this
-process when no daemon can be used (`server.mcp_server.backend`).
+process when no daemon can be used (`server.mcp_server.backend`); that is settled on a
+worker thread while the client's `initialize` is answered.
 
 stdout is the MCP channel: logs go to stderr, and the SDK's stdio transport points file
 descriptor 1 at stderr while it serves, so native code (llama.cpp) cannot write into it.
@@ -36,9 +37,9 @@ def serve(workspace: Path, state_dir: Path | None = None) -> int:
         settings, warnings = load_settings(root, {"state_dir": state_dir} if state_dir else None)
         for w in warnings:
             log.warning("%s", w)
-        from server.mcp_server.backend import open_backend
+        from server.mcp_server.backend import Opening
 
-        backend = open_backend(root, settings)
+        backend = Opening(root, settings)
     except ForgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

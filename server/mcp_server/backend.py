@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
-from indexer.errors import ForgeError, IndexNotReady
+from indexer.errors import Cancelled, ForgeError, IndexNotReady
 from indexer.settings import Settings
 
 log = logging.getLogger("server.mcp")
@@ -251,6 +251,8 @@ class LocalBackend:
         self.settings = settings
         self._lock = threading.Lock()
         self._ws: Any = None
+        self._indexing: threading.Thread | None = None
+        self._cancel: Any = None
         try:
             self._workspace()
         except ForgeError as exc:
@@ -259,19 +261,24 @@ class LocalBackend:
     def _workspace(self) -> Any:
         with self._lock:
             if self._ws is None:
-                from indexer.workspace import Workspace
+                from indexer.workspace import CancelToken, Workspace
                 from server.auth.remote_secrets import lookup
 
                 self._ws = Workspace(self.root, self.settings, secrets=lookup(self.settings))
-                threading.Thread(target=self._refresh, name="forge-mcp-index", daemon=True).start()
+                self._cancel = CancelToken()
+                self._indexing = threading.Thread(target=self._refresh, args=(self._ws,), name="forge-mcp-index",
+                                                 daemon=True)
+                self._indexing.start()
             return self._ws
 
-    def _refresh(self) -> None:
+    def _refresh(self, ws: Any) -> None:
         """One incremental run at start (unchanged files cost nothing), as an editor's server does."""
         try:
-            summary = self._ws.index()
+            summary = ws.index(cancel=self._cancel)
             log.info("index of %s up to date: %d files indexed, %d unchanged", self.root,
                      summary.files_indexed, summary.files_unchanged)
+        except Cancelled:
+            log.info("indexing %s stopped with the session; what was indexed is kept", self.root)
         except ForgeError as exc:
             log.warning("indexing %s failed: %s", self.root, exc)
         except Exception:
@@ -318,10 +325,53 @@ class LocalBackend:
         }
 
     def close(self) -> None:
+        """Stop the indexing run at its next file (what it stored is kept), then release the index."""
         with self._lock:
             ws, self._ws = self._ws, None
+        if self._cancel is not None:
+            self._cancel.cancel()
+        if self._indexing is not None:
+            self._indexing.join(timeout=60)
         if ws is not None:
             ws.close()
+
+
+class Opening:
+    """A backend still being opened on a worker thread (connecting to or starting the
+    daemon, or opening the index here), so that the client's `initialize` is answered
+    meanwhile. The first tool call waits for it."""
+
+    def __init__(self, root: Path, settings: Settings) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.root = root
+        pool = ThreadPoolExecutor(1, thread_name_prefix="forge-mcp-open")
+        self._future = pool.submit(open_backend, root, settings)
+        pool.shutdown(wait=False)  # the one task still runs; the pool takes no more
+
+    @property
+    def backend(self) -> Backend:
+        return self._future.result()
+
+    @property
+    def served_by(self) -> str:
+        return self.backend.served_by
+
+    def search(self, query: str, **kw: Any) -> dict[str, Any]:
+        return self.backend.search(query, **kw)
+
+    def context(self, query: str | None, **kw: Any) -> dict[str, Any]:
+        return self.backend.context(query, **kw)
+
+    def symbols(self, name: str, *, limit: int) -> list[dict[str, Any]]:
+        return self.backend.symbols(name, limit=limit)
+
+    def status(self) -> dict[str, Any]:
+        return self.backend.status()
+
+    def close(self) -> None:
+        if self._future.exception() is None:  # waits for an open still under way: its lock is released too
+            self.backend.close()
 
 
 def open_backend(root: Path, settings: Settings) -> Backend:

@@ -14,7 +14,13 @@ import pytest
 from mcp import Client
 
 from indexer.errors import IndexNotReady
-from server.mcp_server.tools import ArgumentError, build_server, check_context, check_file, check_glob
+from server.mcp_server.tools import (
+    ArgumentError,
+    build_server,
+    check_context,
+    check_file,
+    check_glob,
+)
 
 
 class FakeBackend:
@@ -68,7 +74,7 @@ def test_check_file_resolves_inside_the_workspace_only(root: Path, tmp_path_fact
         check_file(root, str(outside))
     with pytest.raises(ArgumentError, match="outside the workspace"):
         check_file(root, "../" + outside.parent.name + "/b.py")
-    with pytest.raises(ArgumentError, match="no file 'missing.py'"):
+    with pytest.raises(ArgumentError, match=r"no file 'missing\.py'"):
         check_file(root, "missing.py")
 
 
