@@ -159,3 +159,20 @@ def test_mcp_without_a_keyring_serves_from_its_own_process(ws: Path, tmp_path: P
     assert find_daemon(daemon_paths(ws)[0]) is None
     # The in-process index was closed when the session ended: the CLI can open it again.
     wait_for(lambda: cli("status", "-w", str(ws), check=False).returncode == 0, 30, "index released")
+
+
+def test_mcp_on_a_workspace_never_indexed_indexes_it_through_the_daemon(tmp_path: Path) -> None:
+    ws = tmp_path / "fresh"
+    shutil.copytree(FIXTURES / "polyglot", ws)
+
+    async def body(s: ClientSession) -> None:
+        first = (await ok(s, "index_status", {})).structured_content
+        assert first["served_by"].startswith("the shared daemon")
+        with anyio.fail_after(180):
+            while not (await ok(s, "index_status", {})).structured_content["indexed"]:
+                await anyio.sleep(0.5)
+        sym = await ok(s, "find_symbol", {"name": "backoff_delays"})
+        assert sym.structured_content["symbols"][0]["path"] == "src/net/retry.py"
+        await check_tools(s, ws)
+
+    session(ws, tmp_path / "mcp.err", body)
