@@ -345,6 +345,15 @@ def lsp(ctx: typer.Context) -> None:
     raise typer.Exit(server_main(list(ctx.args)))
 
 
+@app.command()
+def mcp(workspace: WorkspaceOpt = Path("."), state_dir: StateDir = None) -> None:
+    """Serve a workspace's index to coding agents as MCP tools on stdio (search, context,
+    find_symbol, index_status): through its shared daemon, or in this process. See docs/mcp.md."""
+    from server.mcp_server import serve
+
+    raise typer.Exit(serve(workspace, state_dir))
+
+
 app.command("doctor")(doctor)
 app.command("explain")(explain)
 app.add_typer(daemon_app, name="daemon")
