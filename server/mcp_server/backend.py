@@ -220,12 +220,11 @@ def _wait_gone(pid: int, timeout_s: float = 10.0) -> None:
 def start_daemon(root: Path, settings: Settings) -> None:
     """Start the workspace's daemon, as `forge-indexer lsp` does (`server.daemon.editor`)."""
     from indexer.settings import ENV_PREFIX, USER_ONLY_KEYS
-    from server.auth import secret as keyring_secret
     from server.daemon.paths import log_file, paths_for
     from server.daemon.spawn import ensure_daemon
 
-    # No keyring, no protected endpoint: fail here, before a daemon is started for nothing.
-    keyring_secret.select_backend(settings.keyring_backend)
+    # The daemon picks keyring or peer mode (no keyring: the private socket and the peer
+    # uid check alone, docs/security.md); `connect` then follows what its entry says.
     paths = paths_for(root, settings)
     # The user-only settings (state dir, model) decide which index the daemon opens; they
     # reach it through its environment, never its arguments.

@@ -144,8 +144,29 @@ def test_mcp_through_the_shared_daemon(ws: Path, tmp_path: Path) -> None:
     assert "through the shared daemon" in log and "the daemon went away" in log, log
 
 
-def test_mcp_without_a_keyring_serves_from_its_own_process(ws: Path, tmp_path: Path) -> None:
+def test_mcp_without_a_keyring_is_served_by_a_peer_mode_daemon(tmp_path: Path) -> None:
+    ws = tmp_path / "peer"
+    shutil.copytree(FIXTURES / "polyglot", ws)
     no_keyring = {"PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+
+    async def body(s: ClientSession) -> None:
+        st = (await ok(s, "index_status", {})).structured_content
+        assert st["served_by"].startswith("the shared daemon"), st
+        with anyio.fail_after(180):
+            while not (await ok(s, "index_status", {})).structured_content["indexed"]:
+                await anyio.sleep(0.5)
+        await check_tools(s, ws)
+
+    try:
+        session(ws, tmp_path / "mcp.err", body, no_keyring)
+        daemon = find_daemon(daemon_paths(ws)[0])
+        assert daemon is not None and daemon.peer_mode, daemon
+    finally:
+        cli("daemon", "stop", "-w", str(ws), check=False, extra_env=no_keyring)
+
+
+def test_mcp_with_the_shared_daemon_off_serves_from_its_own_process(ws: Path, tmp_path: Path) -> None:
+    own = {"FORGE_INDEXER_SHARED_DAEMON": "false"}
 
     async def body(s: ClientSession) -> None:
         st = (await ok(s, "index_status", {})).structured_content
@@ -153,9 +174,9 @@ def test_mcp_without_a_keyring_serves_from_its_own_process(ws: Path, tmp_path: P
         await check_tools(s, ws)
         await check_errors(s)
 
-    session(ws, tmp_path / "mcp.err", body, no_keyring)
+    session(ws, tmp_path / "mcp.err", body, own)
     log = (tmp_path / "mcp.err").read_text()
-    assert "from this process, not a shared daemon" in log and "keyring" in log, log
+    assert "from this process, not a shared daemon" in log, log
     assert find_daemon(daemon_paths(ws)[0]) is None
     # The in-process index was closed when the session ended: the CLI can open it again.
     wait_for(lambda: cli("status", "-w", str(ws), check=False).returncode == 0, 30, "index released")
