@@ -69,8 +69,59 @@ def embed_text(text: str) -> str:
 
 
 def _words(m: re.Match[str]) -> str:
-    parts = _parts(m.group(0))
-    return " ".join(parts) if len(parts) > 1 else m.group(0)
+    word = m.group(0)
+    meaning = _meanings(word)
+    parts = _parts(word)
+    written = " ".join(parts) if len(parts) > 1 else word
+    return f"{written} {meaning}" if meaning else written
+
+
+# What the short names of code say in words. A doc comment says "unsigned 16 bit integer
+# in little-endian order" where the code says `put_u16_le`; the model cannot know that `u`
+# and `16` make one type, or read `le`, `buf` or `idx`, and BM25 cannot match them either.
+# The words follow the identifier they stand for in a chunk's text, which both the model
+# and the lexical index read (chunker v9: development benchmark held split 0.703 -> 0.750
+# MRR@10, Rust 0.474 -> 0.615; tune 0.735 -> 0.737; 2% more tokens). Queries go through
+# the same rewrite, so typing `buf` meets "buffer" too.
+_NUMERIC = re.compile(r"^(?:([ui])(8|16|32|64|128|size)|(f)(16|32|64))$")
+_ABBREVIATIONS = {
+    "le": "little endian", "be": "big endian", "ne": "native endian", "buf": "buffer", "bufs": "buffers",
+    "len": "length", "idx": "index", "ctx": "context", "cfg": "config", "conf": "config", "err": "error",
+    "errs": "errors", "msg": "message", "iter": "iterator",
+    "ptr": "pointer", "num": "number", "val": "value", "vals": "values",
+    "init": "initialize", "alloc": "allocate", "dealloc": "deallocate", "dir": "directory",
+    "env": "environment", "arg": "argument", "args": "arguments", "param": "parameter", "params": "parameters",
+    "req": "request", "resp": "response", "src": "source", "dst": "destination", "tmp": "temporary",
+    "addr": "address", "conn": "connection", "db": "database", "pos": "position", "prev": "previous",
+    "cur": "current", "str": "string", "repr": "representation", "fmt": "format", "eq": "equal",
+    "cmp": "compare", "ord": "order", "util": "utility", "utils": "utilities", "exe": "executable", "cb": "callback",
+    "elem": "element", "attr": "attribute", "attrs": "attributes", "obj": "object", "ns": "namespace",
+    "pkg": "package", "lib": "library", "gen": "generate", "calc": "calculate", "del": "delete",
+    "rm": "remove", "mk": "make", "sep": "separator", "delim": "delimiter", "dup": "duplicate",
+    "ws": "whitespace", "nl": "newline", "eof": "end of file", "utf": "unicode", "ascii": "ascii text",
+}
+
+
+@lru_cache(maxsize=1 << 15)
+def _meanings(word: str) -> str:
+    """The words the short names inside `word` stand for ("" when none): `put_u16_le` →
+    "unsigned 16 bit integer little endian"."""
+    out: list[str] = []
+    for piece in word.split("_"):
+        low = piece.lower()
+        if m := _NUMERIC.match(low):
+            if m.group(1):
+                width = "pointer sized" if m.group(2) == "size" else f"{m.group(2)} bit"
+                out.append(f"{'unsigned' if m.group(1) == 'u' else 'signed'} {width} integer")
+            else:
+                out.append(f"{m.group(4)} bit float" + {"32": " single precision", "64": " double precision"}.get(
+                    m.group(4), ""))
+            continue
+        for part in _PARTS.findall(piece):
+            meaning = _ABBREVIATIONS.get(part.lower())
+            if meaning and meaning not in out:
+                out.append(meaning)
+    return " ".join(out)
 
 
 def query_words(query: str) -> list[str]:

@@ -31,7 +31,7 @@ from indexer.types import ChunkedFile
 
 __all__ = ["CHUNKER_VERSION", "SUPPORTED_LANGUAGES", "chunk_file", "embedding_input", "language_for_path"]
 
-CHUNKER_VERSION = "8"
+CHUNKER_VERSION = "9"
 SUPPORTED_LANGUAGES = tuple(sorted(SPECS))
 log = logging.getLogger(__name__)
 

@@ -59,3 +59,15 @@ def test_query_words_drop_stopwords_and_repeats() -> None:
 
     assert query_words("Return the user name of the getUserName user") == [
         "user", "name", "getusername", "get"]
+
+
+def test_short_names_of_code_are_written_out_after_their_identifier() -> None:
+    embed_text, terms = lexical.embed_text, lexical.terms
+    assert embed_text("fn put_u16_le(n: u16)") == \
+        "fn put u 16 le unsigned 16 bit integer little endian(n: u 16 unsigned 16 bit integer)"
+    assert embed_text("as_f64 i128 usize") == (
+        "as f 64 64 bit float double precision i 128 signed 128 bit integer usize unsigned pointer sized integer")
+    assert embed_text("readBuf(ctx)") == "read buf buffer(ctx context)"
+    assert embed_text("parseHttpDate user16") == "parse http date user 16"  # nothing to write out
+    # The lexical index reads the same text, so "unsigned 16 bit" meets `put_u16` there too.
+    assert {"unsigned", "16", "bit"} <= set(terms(embed_text("put_u16")))
