@@ -355,9 +355,11 @@ app.add_typer(remote_app, name="remote-secret")
 def main(argv: list[str] | None = None) -> None:
     import logging
 
+    from server.cli_usage import run_app
+
     # The indexer's repair notices ("rebuilding it from the cache...") as one line each.
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    app(args=argv)
+    raise SystemExit(run_app(app, argv))
 
 
 if __name__ == "__main__":
