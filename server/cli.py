@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from indexer.errors import ForgeError
+from indexer.errors import ForgeError, NotIndexed
 from indexer.limits import MAX_RESULTS, MIN_BUDGET, SEARCH_MODES
 from indexer.settings import load_settings
 from indexer.types import Progress
@@ -63,8 +63,11 @@ RevOpt = Annotated[str | None, typer.Option(
 
 
 def _open(path: Path, state_dir: Path | None, *, daemon: bool = True, progress: bool = False,
-          rev: str | None = None) -> Any:
-    """The workspace's daemon if one runs (a `RemoteWorkspace`), else the index in-process."""
+          rev: str | None = None, create: bool = True) -> Any:
+    """The workspace's daemon if one runs (a `RemoteWorkspace`), else the index in-process.
+
+    `create=False` (the read-only commands): a folder never indexed gets `NotIndexed`, and
+    nothing is created on disk for it."""
     root = path.expanduser().resolve()
     settings = cli_settings(root, state_dir)
     if daemon and rev is None:
@@ -76,7 +79,7 @@ def _open(path: Path, state_dir: Path | None, *, daemon: bool = True, progress: 
     from indexer.workspace import Workspace
     from server.auth.remote_secrets import lookup
 
-    return Workspace(root, settings, secrets=lookup(settings), rev=rev)
+    return Workspace(root, settings, secrets=lookup(settings), rev=rev, create=create)
 
 
 def _is_remote(ws: Any) -> bool:
@@ -220,7 +223,7 @@ def search(
     if (query is None) == (queries is None):
         raise fail("give a QUERY or --queries FILE (one of them)")
     try:
-        with _open(workspace, state_dir, rev=rev) as ws:
+        with _open(workspace, state_dir, rev=rev, create=False) as ws:
 
             def run(q: str) -> list[dict[str, Any]]:
                 found = ws.search(q, limit=k, languages=lang, paths=path_glob, mode=mode, min_score=min_score)
@@ -253,7 +256,7 @@ def context(
 ) -> None:
     """Retrieve code context for QUERY (or around --file/--line), packed into --budget tokens."""
     try:
-        with _open(workspace, state_dir) as ws:
+        with _open(workspace, state_dir, create=False) as ws:
             if _is_remote(ws):
                 data = ws.context(query, path=file, line=line if file else None, budget=budget)
             else:
@@ -271,13 +274,21 @@ def status(workspace: WorkspaceOpt = Path("."), json_out: JsonOpt = False, state
            rev: RevOpt = None) -> None:
     """Show what is indexed for a workspace."""
     try:
-        with _open(workspace, state_dir, rev=rev) as ws:
+        with _open(workspace, state_dir, rev=rev, create=False) as ws:
             if not _is_remote(ws) and (ws.state_dir / "index.sqlite").is_file():
                 ws.open_store()  # the vector count needs Chroma, which needs the model's dimension
             data = ws.status()
             if rev is not None:  # "<ref> <commit>" of the last `index --rev`
                 indexed = (ws.state_dir / "index.sqlite").is_file()
                 data["revision"] = ws.store.sql.get_meta("git_revision") if indexed else None
+    except NotIndexed as exc:  # a question with an answer: exit status 0
+        root = workspace.expanduser().resolve()
+        if json_out:
+            typer.echo(json.dumps({"root": str(root), "indexed": False, "files": 0, "chunks": 0, "symbols": 0,
+                                   "vectors": None, "last_indexed": None, "message": str(exc)}, indent=2))
+        else:
+            typer.echo(str(exc))
+        return
     except ForgeError as exc:
         raise fail(str(exc)) from None
     print_status(data, as_json=json_out)

@@ -206,6 +206,12 @@ def check_inotify(root: Path) -> Finding:
 
 
 def check_disk(state_dir: Path) -> Finding:
+    """Room for the index, and a state folder that can be created and written at all."""
+    from indexer.recovery import check_writable
+
+    problem = check_writable(state_dir)  # a probe file that is gone at once: the index is not touched
+    if problem is not None:
+        return Finding("disk", "fail", problem.finding, problem.fix)
     where = state_dir
     while not where.exists() and where != where.parent:
         where = where.parent
