@@ -249,21 +249,31 @@ def context(
     query: Annotated[str | None, typer.Argument(help="What the context is for.")] = None,
     workspace: WorkspaceOpt = Path("."),
     budget: Annotated[int, typer.Option("--budget", help="Token budget.", min=MIN_BUDGET)] = 2048,
-    file: Annotated[str | None, typer.Option("--file", help="Context around this file (with --line).")] = None,
+    file: Annotated[str | None, typer.Option("--file", help="Context around this file (with --line): relative to the current folder, or else to the workspace.")] = None,
     line: Annotated[int | None, typer.Option("--line", help="1-based line in --file.", min=1)] = None,
     json_out: JsonOpt = False,
     state_dir: StateDir = None,
 ) -> None:
     """Retrieve code context for QUERY (or around --file/--line), packed into --budget tokens."""
+    from server.cli_paths import check_context_file, workspace_file
+
+    if (file is None) != (line is None):
+        raise fail("--file and --line go together: --file F --line N is the code to get context around")
+    root = workspace.expanduser().resolve()
     try:
+        rel = workspace_file(root, file) if file is not None else None
         with _open(workspace, state_dir, create=False) as ws:
             if _is_remote(ws):
-                data = ws.context(query, path=file, line=line if file else None, budget=budget)
+                data = ws.context(query, path=rel, line=line, budget=budget)
             else:
-                result = ws.context(query, path=file, line=line if file else None, budget=budget)
+                result = ws.context(query, path=rel, line=line, budget=budget)
                 data = {"budget": result.budget, "tokens_used": result.tokens_used, "snippets": [
                     {"path": s.path, "start_line": s.start_line, "end_line": s.end_line,
-                     "score": s.score, "tokens": s.tokens, "text": s.text} for s in result.snippets]}
+                     "score": s.score, "tokens": s.tokens, "text": s.text} for s in result.snippets],
+                    "file_indexed": result.file_indexed}
+        if rel is not None:
+            check_context_file(root, rel, data)
+        data.pop("file_indexed", None)
     except ForgeError as exc:
         raise fail(str(exc)) from None
     print_context(query, data, as_json=json_out)

@@ -149,7 +149,7 @@ class RemoteWorkspace:
             snippets.append({"path": self._rel(s["uri"]), "start_line": start, "end_line": end,
                              "score": s["score"], "tokens": s["tokens"], "text": s["text"]})
         return {"tokens_used": result.get("tokensUsed", 0), "budget": result.get("budgetTokens", budget),
-                "snippets": snippets}
+                "snippets": snippets, "file_indexed": result.get("fileIndexed")}
 
     def status(self) -> dict[str, Any]:
         result = self._call("forge/status", {})
