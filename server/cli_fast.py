@@ -166,7 +166,7 @@ def answer(argv: Sequence[str]) -> int:
             if args.command == "search":
                 hits = ws.search(args.query, limit=args.k, languages=args.lang, paths=args.path_glob,
                                  mode=args.mode, min_score=args.min_score)
-                cli_output.print_search(args.query, hits, as_json=args.json_out)
+                cli_output.print_search(args.query, hits, as_json=args.json_out, root=root)
             elif args.command == "context":
                 data = ws.context(args.query, path=rel, line=args.line, budget=args.budget)
                 if rel is not None:

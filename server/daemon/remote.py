@@ -132,7 +132,8 @@ class RemoteWorkspace:
         for r in result.get("results", []):
             start, end = _lines(r)
             hits.append({"path": self._rel(r["uri"]), "start_line": start, "end_line": end,
-                         "score": r["score"], "symbol": r.get("symbol"), "language": r.get("language")})
+                         "score": r["score"], "symbol": r.get("symbol"), "language": r.get("language"),
+                         "preview": r.get("preview")})
         return hits
 
     def context(self, query: str | None, *, path: str | None, line: int | None, budget: int) -> dict[str, Any]:
