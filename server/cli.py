@@ -26,7 +26,8 @@ from server.cli_common import JsonOpt, StateDir, WorkspaceOpt, cli_settings, fai
 from server.cli_daemon import _stop_daemon, daemon_app, token_app
 from server.cli_doctor import doctor
 from server.cli_explain import explain
-from server.cli_output import print_context, print_search, print_status
+from server.cli_indexes import forget, list_indexes
+from server.cli_output import print_context, print_search, print_status, public_hit
 from server.cli_remote import remote_app
 
 app = typer.Typer(
@@ -90,7 +91,7 @@ def _is_remote(ws: Any) -> bool:
 
 def _hit_json(h: Any) -> dict[str, Any]:
     return {"path": h.path, "start_line": h.start_line, "end_line": h.end_line, "score": h.score,
-            "symbol": h.symbol, "language": h.language}
+            "symbol": h.symbol, "language": h.language, "preview": h.preview}
 
 
 @app.command()
@@ -235,13 +236,13 @@ def search(
                 except OSError as exc:
                     raise ForgeError(f"cannot read --queries file: {exc}") from exc
                 for q in filter(None, lines):
-                    typer.echo(json.dumps({"query": q, "results": run(q)}))
+                    typer.echo(json.dumps({"query": q, "results": [public_hit(h) for h in run(q)]}))
                 return
             assert query is not None
             hits = run(query)
     except ForgeError as exc:
         raise fail(str(exc)) from None
-    print_search(query, hits, as_json=json_out)
+    print_search(query, hits, as_json=json_out, root=workspace.expanduser().resolve())
 
 
 @app.command()
@@ -368,6 +369,8 @@ def lsp(ctx: typer.Context) -> None:
 
 app.command("doctor")(doctor)
 app.command("explain")(explain)
+app.command("list")(list_indexes)
+app.command("forget")(forget)
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(token_app, name="token")
 app.add_typer(remote_app, name="remote-secret")
