@@ -69,8 +69,8 @@ def list_indexes(json_out: JsonOpt = False, state_dir: StateDir = None) -> None:
     for e in entries:
         where = str(e.workspace) if e.workspace else f"(unknown: {e.state_dir.name})"
         where += f" @ {e.rev}" if e.rev else ""
-        state = ("in use (pid %d)" % e.owner_pid if e.owner_pid else
-                 "ok" if e.workspace_exists else "folder gone" if e.workspace else "?")
+        state = (f"in use (pid {e.owner_pid})" if e.owner_pid else
+                 "ok" if e.workspace_exists else "folder gone" if e.workspace else "unknown")
         table.add_row(where, human_bytes(e.bytes), "-" if e.files is None else str(e.files),
                       "-" if e.chunks is None else str(e.chunks), _when(e.last_used), state)
     # Not a terminal: no colour and no wrapping at 80 columns (paths stay whole for grep).
