@@ -171,6 +171,10 @@ def translate(exc: BaseException, state_dir: Path, need_bytes: int = 0) -> Forge
         return vanished(state_dir)
     if is_read_only(exc):
         return unwritable(state_dir, exc)
+    if isinstance(exc, StoreBusy | sqlite3.OperationalError | OSError):
+        # SQLite says only "unable to open database file" when it cannot create the WAL
+        # beside the database in a folder that cannot be written: probe the folder.
+        return check_writable(state_dir)
     return None
 
 

@@ -180,6 +180,24 @@ def test_context_file_is_resolved_like_every_path_and_unknown_files_are_errors(i
         run("context", "--file", "loader.py", "-w", str(indexed), cwd=here))
 
 
+def test_an_index_whose_folder_became_unwritable_says_so_not_busy(indexed: Path, state: Path) -> None:
+    (folder,) = (state / "workspaces").iterdir()
+    if os.geteuid() == 0:
+        made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+        assert made.returncode == 0, f"chattr +i is needed for this test: {made.stderr}"
+    else:
+        folder.chmod(0o500)
+    try:
+        for argv in (["index", str(indexed)], ["status", "-w", str(indexed)], ["search", "q", "-w", str(indexed)]):
+            line = one_error(run(*argv))
+            assert f"the index folder {folder} is not writable" in line and "busy" not in line, (argv, line)
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(folder)], check=False)
+        folder.chmod(0o700)
+    assert run("search", "parse a duration", "-w", str(indexed)).returncode == 0
+
+
 # -- list and forget -------------------------------------------------------------------------
 
 

@@ -79,6 +79,22 @@ def test_check_writable_probes_an_immutable_folder_and_leaves_nothing(tmp_path: 
     assert list(root.iterdir()) == []
 
 
+def test_sqlite_unable_to_open_in_an_unwritable_folder_is_unwritable_not_busy(tmp_path: Path) -> None:
+    from indexer.errors import StoreBusy
+
+    folder = tmp_path / "ws-123"
+    folder.mkdir()
+    busy = StoreBusy("The index database is busy (unable to open database file); retrying.")
+    assert translate(busy, folder) is None  # a writable folder: it is busy
+    if not _immutable(folder):
+        pytest.skip("chattr +i is not supported on this file system")
+    try:
+        err = translate(busy, folder)
+        assert err is not None and str(err).startswith(f"the index folder {folder} is not writable")
+    finally:
+        _mutable(folder)
+
+
 def test_workspace_on_an_immutable_state_root_says_so(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()
