@@ -129,9 +129,11 @@ def build_context(
         raise InvalidQuery("Give a 'query', or a file and position to retrieve context for.")
     hits: list[SearchHit] = []
     text_query = query.strip() if isinstance(query, str) and query.strip() else None
+    file_indexed: bool | None = None
     if path is not None:
         if not isinstance(line, int) or isinstance(line, bool) or line < 1:
             raise InvalidQuery(f"'line' must be a 1-based line number, got {line!r}.")
+        file_indexed = store.sql.conn.execute("SELECT 1 FROM files WHERE path=?", (path,)).fetchone() is not None
         anchor = anchor_chunk(store, path, line)
         if anchor is not None:
             hits.append(anchor)
@@ -142,4 +144,5 @@ def build_context(
         if hits:
             found = [h for h in found if h.chunk_id != hits[0].chunk_id]
         hits.extend(found)
-    return pack(merge(hits), budget, count_tokens)
+    packed = pack(merge(hits), budget, count_tokens)
+    return ContextResult(packed.snippets, packed.tokens_used, packed.budget, file_indexed)

@@ -35,6 +35,10 @@ class IndexNotReady(ForgeError):
     """A query arrived before anything was indexed for the workspace."""
 
 
+class NotIndexed(IndexNotReady):
+    """A read-only command on a folder that has no index at all (nothing was created)."""
+
+
 class InvalidQuery(ForgeError):
     """Query parameters are malformed (empty query, bad glob, unknown language...)."""
 
@@ -48,7 +52,15 @@ class DiskFull(ForgeError):
 
 
 class StateDirUnavailable(ForgeError):
-    """The state directory is read-only, gone or otherwise unusable (not a damaged index)."""
+    """The state directory is read-only, gone or otherwise unusable (not a damaged index).
+
+    `finding` and `fix` are the message's two halves (what is wrong, what to do), for
+    reports that show them apart (`doctor`)."""
+
+    def __init__(self, finding: str, fix: str | None = None) -> None:
+        super().__init__(f"{finding}: {fix}" if fix else finding)
+        self.finding = finding
+        self.fix = fix
 
 
 class StoreRepairing(StoreBusy):

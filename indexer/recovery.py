@@ -19,10 +19,12 @@ Failures that are not damage (full disk, read-only or vanished state folder) bec
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shutil
 import sqlite3
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,18 +82,76 @@ def disk_full(state_dir: Path, need_bytes: int) -> DiskFull:
     )
 
 
-def unwritable(state_dir: Path, exc: BaseException) -> StateDirUnavailable:
+_ELSEWHERE = "point --state-dir (or FORGE_INDEXER_STATE_DIR) at a writable folder."
+
+
+def unwritable(state_dir: Path, exc: BaseException, where: Path | None = None) -> StateDirUnavailable:
+    """`state_dir` (or `where`, the existing folder it would be created in) cannot be written."""
     reason = getattr(exc, "strerror", None) or str(exc)
-    return StateDirUnavailable(
-        f"the index folder {state_dir} is not writable ({reason}): make it writable, or point "
-        "--state-dir (or FORGE_INDEXER_STATE_DIR) at a writable folder."
-    )
+    if where is None:
+        where = next((p for p in (state_dir, *state_dir.parents) if p.is_dir()), state_dir)
+    if where == state_dir:
+        return StateDirUnavailable(f"the index folder {state_dir} is not writable ({reason})",
+                                   f"make it writable, or {_ELSEWHERE}")
+    return StateDirUnavailable(f"the index folder {state_dir} cannot be created: {where} is not writable ({reason})",
+                               f"make {where} writable, or {_ELSEWHERE}")
+
+
+#: What creating or writing the state folder fails with when it cannot be written (as
+#: opposed to one deleted while in use): no permission, immutable, read-only file system,
+#: a regular file in the path, or a file where the folder should be.
+CANNOT_CREATE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST})
+
+
+def in_the_way(state_dir: Path) -> Path | None:
+    """`state_dir` or the nearest of its parents that exists, if that is not a folder."""
+    for p in (state_dir, *state_dir.parents):
+        try:
+            info = p.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError:
+            return None
+        return None if stat.S_ISDIR(info.st_mode) else p
+    return None
+
+
+def not_a_folder(state_dir: Path, blocker: Path) -> StateDirUnavailable:
+    """A regular file stands where the state folder (or one of its parents) should be."""
+    if blocker == state_dir:
+        return StateDirUnavailable(f"the index folder {state_dir} is a file, not a folder",
+                                   f"move or delete it, or {_ELSEWHERE}")
+    return StateDirUnavailable(f"the index folder {state_dir} cannot be created: {blocker} is a file, not a folder",
+                               f"move or delete {blocker}, or {_ELSEWHERE}")
+
+
+def check_writable(state_dir: Path) -> StateDirUnavailable | None:
+    """Why the state folder cannot be created or written, or None.
+
+    Creates nothing that stays: the nearest existing folder is probed with a temporary file
+    (`os.access` says yes to root on an immutable folder)."""
+    blocker = in_the_way(state_dir)
+    if blocker is not None:
+        return not_a_folder(state_dir, blocker)
+    existing = next((p for p in (state_dir, *state_dir.parents) if p.is_dir()), None)
+    if existing is None:
+        return None
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".forge-indexer-probe-"):
+            pass
+    except OSError as exc:
+        if is_disk_full(exc):
+            return None  # said as a full disk where it matters
+        return unwritable(state_dir, exc, existing)
+    return None
 
 
 def vanished(state_dir: Path) -> StateDirVanished:
     return StateDirVanished(
-        f"the index folder {state_dir} was deleted while forge-indexer was running: run the same "
-        "command again to re-create it (the editor's server re-creates it by itself)."
+        f"the index folder {state_dir} was deleted while forge-indexer was running",
+        "run the same command again to re-create it (the editor's server re-creates it by itself).",
     )
 
 
@@ -101,10 +161,20 @@ def translate(exc: BaseException, state_dir: Path, need_bytes: int = 0) -> Forge
         return exc
     if is_disk_full(exc):
         return disk_full(state_dir, need_bytes or estimate_need(state_dir))
+    blocker = in_the_way(state_dir)
+    if blocker is not None:
+        return not_a_folder(state_dir, blocker)
     if not state_dir.is_dir():
+        # Never there (it could not be created) is not the same as deleted while in use.
+        if getattr(exc, "errno", None) in CANNOT_CREATE or is_read_only(exc):
+            return unwritable(state_dir, exc)
         return vanished(state_dir)
     if is_read_only(exc):
         return unwritable(state_dir, exc)
+    if isinstance(exc, StoreBusy | sqlite3.OperationalError | OSError):
+        # SQLite says only "unable to open database file" when it cannot create the WAL
+        # beside the database in a folder that cannot be written: probe the folder.
+        return check_writable(state_dir)
     return None
 
 

@@ -113,6 +113,8 @@ class ContextResult:
     snippets: tuple[Snippet, ...]
     tokens_used: int
     budget: int
+    #: Whether the file asked about (`path`) is in the index; None when none was asked.
+    file_indexed: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

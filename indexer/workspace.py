@@ -32,6 +32,7 @@ from indexer.errors import (
     ForgeError,
     IndexLocked,
     IndexNotReady,
+    NotIndexed,
     StateDirUnavailable,
     StoreRepairing,
     VectorStoreFailed,
@@ -79,6 +80,20 @@ def state_dir_for(root: Path, settings: Settings, rev: str | None = None) -> Pat
     return Path(base).expanduser() / "workspaces" / f"{safe}-{digest}{suffix}"
 
 
+def has_index(state_dir: Path) -> bool:
+    """Whether `state_dir` holds an index (its database, or vectors to refill one from)."""
+    try:
+        return (state_dir / "index.sqlite").is_file() or (state_dir / "chroma").is_dir()
+    except OSError:  # e.g. a regular file where the state root should be: opening says why
+        return True
+
+
+def not_indexed(root: Path, rev: str | None = None) -> NotIndexed:
+    command = f"forge-indexer index --rev {rev} {root}" if rev else f"forge-indexer index {root}"
+    what = f"revision {rev} of {root}" if rev else str(root)
+    return NotIndexed(f"{what} is not indexed yet: run `{command}`.")
+
+
 def private_dir(path: Path) -> None:
     """Create `path` (and parents) readable by this user only: an index holds a copy of the code."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -118,17 +133,23 @@ class Workspace:
         embedder: Embedder | None = None,
         secrets: Callable[[str], str | None] | None = None,
         rev: str | None = None,
+        create: bool = True,
     ) -> None:
         """`secrets(name)` reads a remote engine's credential ("chroma", "embedder") from the
         OS keyring; the server layer supplies it (the indexer never touches the keyring).
         `rev` (a git ref) makes this the index of that revision (`index --rev`), read from
-        the repository's objects, kept apart from the working tree's index."""
+        the repository's objects, kept apart from the working tree's index.
+        `create=False` (read-only commands) raises `NotIndexed` for a folder with no index
+        instead of creating its state folder."""
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise ForgeError(f"Workspace folder {self.root} does not exist or is not a directory.")
         self.settings = settings if settings is not None else load_settings(self.root)[0]
         self.rev = rev
         self.state_dir = state_dir_for(self.root, self.settings, rev)
+        if not create and not has_index(self.state_dir):
+            # Nothing to read, and nothing is created: say why `index` would fail, if it would.
+            raise recovery.check_writable(self.state_dir) or not_indexed(self.root, rev)
         self._lock = filelock.FileLock(str(self.state_dir / "lock"), timeout=0)
         try:
             private_dir(self.state_dir)

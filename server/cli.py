@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from indexer.errors import ForgeError
+from indexer.errors import ForgeError, NotIndexed
 from indexer.limits import MAX_RESULTS, MIN_BUDGET, SEARCH_MODES
 from indexer.settings import load_settings
 from indexer.types import Progress
@@ -26,7 +26,8 @@ from server.cli_common import JsonOpt, StateDir, WorkspaceOpt, cli_settings, fai
 from server.cli_daemon import _stop_daemon, daemon_app, token_app
 from server.cli_doctor import doctor
 from server.cli_explain import explain
-from server.cli_output import print_context, print_search, print_status
+from server.cli_indexes import forget, list_indexes
+from server.cli_output import print_context, print_search, print_status, public_hit
 from server.cli_remote import remote_app
 
 app = typer.Typer(
@@ -63,8 +64,11 @@ RevOpt = Annotated[str | None, typer.Option(
 
 
 def _open(path: Path, state_dir: Path | None, *, daemon: bool = True, progress: bool = False,
-          rev: str | None = None) -> Any:
-    """The workspace's daemon if one runs (a `RemoteWorkspace`), else the index in-process."""
+          rev: str | None = None, create: bool = True) -> Any:
+    """The workspace's daemon if one runs (a `RemoteWorkspace`), else the index in-process.
+
+    `create=False` (the read-only commands): a folder never indexed gets `NotIndexed`, and
+    nothing is created on disk for it."""
     root = path.expanduser().resolve()
     settings = cli_settings(root, state_dir)
     if daemon and rev is None:
@@ -76,7 +80,7 @@ def _open(path: Path, state_dir: Path | None, *, daemon: bool = True, progress: 
     from indexer.workspace import Workspace
     from server.auth.remote_secrets import lookup
 
-    return Workspace(root, settings, secrets=lookup(settings), rev=rev)
+    return Workspace(root, settings, secrets=lookup(settings), rev=rev, create=create)
 
 
 def _is_remote(ws: Any) -> bool:
@@ -87,7 +91,7 @@ def _is_remote(ws: Any) -> bool:
 
 def _hit_json(h: Any) -> dict[str, Any]:
     return {"path": h.path, "start_line": h.start_line, "end_line": h.end_line, "score": h.score,
-            "symbol": h.symbol, "language": h.language}
+            "symbol": h.symbol, "language": h.language, "preview": h.preview}
 
 
 @app.command()
@@ -220,7 +224,7 @@ def search(
     if (query is None) == (queries is None):
         raise fail("give a QUERY or --queries FILE (one of them)")
     try:
-        with _open(workspace, state_dir, rev=rev) as ws:
+        with _open(workspace, state_dir, rev=rev, create=False) as ws:
 
             def run(q: str) -> list[dict[str, Any]]:
                 found = ws.search(q, limit=k, languages=lang, paths=path_glob, mode=mode, min_score=min_score)
@@ -232,13 +236,13 @@ def search(
                 except OSError as exc:
                     raise ForgeError(f"cannot read --queries file: {exc}") from exc
                 for q in filter(None, lines):
-                    typer.echo(json.dumps({"query": q, "results": run(q)}))
+                    typer.echo(json.dumps({"query": q, "results": [public_hit(h) for h in run(q)]}))
                 return
             assert query is not None
             hits = run(query)
     except ForgeError as exc:
         raise fail(str(exc)) from None
-    print_search(query, hits, as_json=json_out)
+    print_search(query, hits, as_json=json_out, root=workspace.expanduser().resolve())
 
 
 @app.command()
@@ -246,21 +250,31 @@ def context(
     query: Annotated[str | None, typer.Argument(help="What the context is for.")] = None,
     workspace: WorkspaceOpt = Path("."),
     budget: Annotated[int, typer.Option("--budget", help="Token budget.", min=MIN_BUDGET)] = 2048,
-    file: Annotated[str | None, typer.Option("--file", help="Context around this file (with --line).")] = None,
+    file: Annotated[str | None, typer.Option("--file", help="Context around this file (with --line): relative to the current folder, or else to the workspace.")] = None,
     line: Annotated[int | None, typer.Option("--line", help="1-based line in --file.", min=1)] = None,
     json_out: JsonOpt = False,
     state_dir: StateDir = None,
 ) -> None:
     """Retrieve code context for QUERY (or around --file/--line), packed into --budget tokens."""
+    from server.cli_paths import check_context_file, workspace_file
+
+    if (file is None) != (line is None):
+        raise fail("--file and --line go together: --file F --line N is the code to get context around")
+    root = workspace.expanduser().resolve()
     try:
-        with _open(workspace, state_dir) as ws:
+        rel = workspace_file(root, file) if file is not None else None
+        with _open(workspace, state_dir, create=False) as ws:
             if _is_remote(ws):
-                data = ws.context(query, path=file, line=line if file else None, budget=budget)
+                data = ws.context(query, path=rel, line=line, budget=budget)
             else:
-                result = ws.context(query, path=file, line=line if file else None, budget=budget)
+                result = ws.context(query, path=rel, line=line, budget=budget)
                 data = {"budget": result.budget, "tokens_used": result.tokens_used, "snippets": [
                     {"path": s.path, "start_line": s.start_line, "end_line": s.end_line,
-                     "score": s.score, "tokens": s.tokens, "text": s.text} for s in result.snippets]}
+                     "score": s.score, "tokens": s.tokens, "text": s.text} for s in result.snippets],
+                    "file_indexed": result.file_indexed}
+        if rel is not None:
+            check_context_file(root, rel, data)
+        data.pop("file_indexed", None)
     except ForgeError as exc:
         raise fail(str(exc)) from None
     print_context(query, data, as_json=json_out)
@@ -271,13 +285,21 @@ def status(workspace: WorkspaceOpt = Path("."), json_out: JsonOpt = False, state
            rev: RevOpt = None) -> None:
     """Show what is indexed for a workspace."""
     try:
-        with _open(workspace, state_dir, rev=rev) as ws:
+        with _open(workspace, state_dir, rev=rev, create=False) as ws:
             if not _is_remote(ws) and (ws.state_dir / "index.sqlite").is_file():
                 ws.open_store()  # the vector count needs Chroma, which needs the model's dimension
             data = ws.status()
             if rev is not None:  # "<ref> <commit>" of the last `index --rev`
                 indexed = (ws.state_dir / "index.sqlite").is_file()
                 data["revision"] = ws.store.sql.get_meta("git_revision") if indexed else None
+    except NotIndexed as exc:  # a question with an answer: exit status 0
+        root = workspace.expanduser().resolve()
+        if json_out:
+            typer.echo(json.dumps({"root": str(root), "indexed": False, "files": 0, "chunks": 0, "symbols": 0,
+                                   "vectors": None, "last_indexed": None, "message": str(exc)}, indent=2))
+        else:
+            typer.echo(str(exc))
+        return
     except ForgeError as exc:
         raise fail(str(exc)) from None
     print_status(data, as_json=json_out)
@@ -356,6 +378,8 @@ def mcp(workspace: WorkspaceOpt = Path("."), state_dir: StateDir = None) -> None
 
 app.command("doctor")(doctor)
 app.command("explain")(explain)
+app.command("list")(list_indexes)
+app.command("forget")(forget)
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(token_app, name="token")
 app.add_typer(remote_app, name="remote-secret")
@@ -364,9 +388,11 @@ app.add_typer(remote_app, name="remote-secret")
 def main(argv: list[str] | None = None) -> None:
     import logging
 
+    from server.cli_usage import run_app
+
     # The indexer's repair notices ("rebuilding it from the cache...") as one line each.
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    app(args=argv)
+    raise SystemExit(run_app(app, argv))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ watch limit close to the workspace's size) or FAIL (something does not work). Ex
 Doctor only looks: it never converts or downloads a model, never writes to an index (SQLite
 is opened read-only), and opens Chroma only in a child process (`python -m indexer.health
 probe`; a damaged HNSW file can crash the process that opens it), and not at all while a
-daemon or another process owns the index. Remote engines get one GET each with a timeout.
+daemon or another process owns the index. Whether the state folder can be written is
+probed with a temporary file, gone at once. Remote engines get one GET each with a timeout.
 Credentials are read from the keyring to authenticate those GETs and are never printed.
 """
 
@@ -207,6 +208,12 @@ def check_inotify(root: Path) -> Finding:
 
 
 def check_disk(state_dir: Path) -> Finding:
+    """Room for the index, and a state folder that can be created and written at all."""
+    from indexer.recovery import check_writable
+
+    problem = check_writable(state_dir)  # a probe file that is gone at once: the index is not touched
+    if problem is not None:
+        return Finding("disk", "fail", problem.finding, problem.fix)
     where = state_dir
     while not where.exists() and where != where.parent:
         where = where.parent

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from indexer.errors import ForgeError
 from server.cli_common import JsonOpt, StateDir, WorkspaceOpt, cli_settings, fail
 
 OVERRIDE_HINT = ("to index it anyway, add a pattern that matches it to indexSecretFiles in your user "
@@ -66,18 +67,13 @@ def explain(
     json_out: JsonOpt = False,
 ) -> None:
     """Say whether a file is indexed and which rule decided (ignore files, size, content, secrets)."""
+    from server.cli_paths import workspace_file
+
     root = workspace.expanduser().resolve()
-    full = path.expanduser()
-    if not full.is_absolute():
-        # Relative to the current folder; failing that, to the workspace named with -w.
-        here = Path.cwd() / full
-        full = here if here.parent.resolve().is_relative_to(root) else root / full
-    # Resolve the folder, not the file: a symlink must be explained as itself.
-    full = full.parent.resolve() / full.name
     try:
-        rel = full.relative_to(root).as_posix()
-    except ValueError:
-        raise fail(f"{full} is not inside the workspace {root}; name the workspace with -w") from None
+        rel = workspace_file(root, path)
+    except ForgeError as exc:
+        raise fail(str(exc)) from None
     try:
         out = _decide(root, rel, state_dir)
     except OSError as exc:

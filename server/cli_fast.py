@@ -136,7 +136,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         1 <= args.k <= MAX_RESULTS and args.mode in SEARCH_MODES and 0.0 <= args.min_score <= 1.0
     ):
         raise Defer
-    if args.command == "context" and (args.budget < MIN_BUDGET or (args.line is not None and args.line < 1)):
+    if args.command == "context" and (args.budget < MIN_BUDGET or (args.line is not None and args.line < 1)
+                                      or (args.file is None) != (args.line is None)):
         raise Defer
     return args
 
@@ -145,9 +146,14 @@ def answer(argv: Sequence[str]) -> int:
     """Answer through the workspace's daemon: the exit status, or `Defer`."""
     args = parse(argv)
     from server import cli_output
+    from server.cli_paths import check_context_file, workspace_file
     from server.daemon.remote import connect
 
     root = args.workspace.expanduser().resolve()
+    try:
+        rel = workspace_file(root, args.file) if args.command == "context" and args.file else None
+    except ForgeError:
+        raise Defer from None  # the full CLI says so, before looking for a daemon, as always
     settings = client_settings(root, args.state_dir)
     try:
         ws = connect(root, settings)
@@ -160,10 +166,12 @@ def answer(argv: Sequence[str]) -> int:
             if args.command == "search":
                 hits = ws.search(args.query, limit=args.k, languages=args.lang, paths=args.path_glob,
                                  mode=args.mode, min_score=args.min_score)
-                cli_output.print_search(args.query, hits, as_json=args.json_out)
+                cli_output.print_search(args.query, hits, as_json=args.json_out, root=root)
             elif args.command == "context":
-                data = ws.context(args.query, path=args.file, line=args.line if args.file else None,
-                                  budget=args.budget)
+                data = ws.context(args.query, path=rel, line=args.line, budget=args.budget)
+                if rel is not None:
+                    check_context_file(root, rel, data)
+                data.pop("file_indexed", None)
                 cli_output.print_context(args.query, data, as_json=args.json_out)
             else:
                 cli_output.print_status(ws.status(), as_json=args.json_out)

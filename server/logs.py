@@ -18,11 +18,11 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInternalError
-
 if TYPE_CHECKING:
     from server.server import ForgeLanguageServer
+
+# lsprotocol and pygls are imported where they are used, not here: the CLI imports this
+# module for `--log-format`, and `lsprotocol.types` alone costs most of a second of import.
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FORWARDED = ("server", "indexer")
@@ -33,12 +33,9 @@ REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("forge_r
 #: The workspace root (folder name) a line is about, where one is known.
 WORKSPACE: contextvars.ContextVar[str | None] = contextvars.ContextVar("forge_workspace", default=None)
 
-_LSP_TYPES = {
-    logging.ERROR: types.MessageType.Error,
-    logging.WARNING: types.MessageType.Warning,
-    logging.INFO: types.MessageType.Info,
-    logging.DEBUG: types.MessageType.Log,
-}
+#: Log levels → `window/logMessage` types (lsprotocol's `MessageType` values: Error 1,
+#: Warning 2, Info 3, Log 4).
+_LSP_TYPES = {logging.ERROR: 1, logging.WARNING: 2, logging.INFO: 3, logging.DEBUG: 4}
 
 
 class ContextFilter(logging.Filter):
@@ -112,6 +109,8 @@ class _ExpectedRpcErrors(logging.Filter):
     """Drop pygls' tracebacks for errors we answer on purpose (bad params, index not ready...)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from pygls.exceptions import JsonRpcException, JsonRpcInternalError
+
         exc = record.exc_info[1] if record.exc_info else None
         return not (isinstance(exc, JsonRpcException) and exc.code != JsonRpcInternalError.CODE)
 
@@ -132,10 +131,12 @@ class LspLogHandler(logging.Handler):
             return
         self._local.busy = True
         try:
-            msg_type = _LSP_TYPES.get(
+            from lsprotocol import types
+
+            msg_type = types.MessageType(_LSP_TYPES.get(
                 max(lvl for lvl in _LSP_TYPES if lvl <= max(record.levelno, logging.DEBUG)),
                 types.MessageType.Log,
-            )
+            ))
             text = f"{record.name}: {record.getMessage()}"
             if record.exc_info and record.exc_info[1] is not None:
                 text += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"

@@ -146,6 +146,7 @@ def context(
             "tokensUsed": result.tokens_used,
             "budgetTokens": result.budget,
             "coverage": coverage_of([root]),
+            "fileIndexed": result.file_indexed,
         }
     ready = _ready(roots)
     budget = p.budget_tokens or ready[0][0].settings.context_budget

@@ -146,7 +146,8 @@ class RemoteWorkspace:
         for r in result.get("results", []):
             start, end = _lines(r)
             hits.append({"path": self._rel(r["uri"]), "start_line": start, "end_line": end,
-                         "score": r["score"], "symbol": r.get("symbol"), "language": r.get("language")})
+                         "score": r["score"], "symbol": r.get("symbol"), "language": r.get("language"),
+                         "preview": r.get("preview")})
         return hits
 
     def context(self, query: str | None, *, path: str | None, line: int | None, budget: int) -> dict[str, Any]:
@@ -163,7 +164,7 @@ class RemoteWorkspace:
             snippets.append({"path": self._rel(s["uri"]), "start_line": start, "end_line": end,
                              "score": s["score"], "tokens": s["tokens"], "text": s["text"]})
         return {"tokens_used": result.get("tokensUsed", 0), "budget": result.get("budgetTokens", budget),
-                "snippets": snippets}
+                "snippets": snippets, "file_indexed": result.get("fileIndexed")}
 
     def status(self) -> dict[str, Any]:
         result = self._call("forge/status", {})

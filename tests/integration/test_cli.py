@@ -64,7 +64,7 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     empty.mkdir()
     out = run("search", "anything", "-w", str(empty), state=state)
     assert out.returncode == 1
-    assert out.stderr.startswith("error: ") and "not been indexed" in out.stderr
+    assert out.stderr.startswith("error: ") and "is not indexed yet: run `forge-indexer index" in out.stderr
     assert "Traceback" not in out.stderr
     out = run("index", str(tmp_path / "missing"), state=state)
     assert out.returncode == 1 and "does not exist" in out.stderr
@@ -79,6 +79,6 @@ def test_model_command(tmp_path: Path) -> None:
 
 
 def test_help_for_every_command() -> None:
-    for cmd in ("index", "search", "context", "status", "model", "lsp"):
+    for cmd in ("index", "search", "context", "status", "model", "lsp", "list", "forget"):
         out = subprocess.run([sys.executable, "-m", "server.cli", cmd, "--help"], capture_output=True, text=True)
         assert out.returncode == 0 and "Usage" in out.stdout, cmd

@@ -39,6 +39,7 @@ DEFERRED = [
     ["search", "q", "-k", "x"], ["search", "q", "--mode", "fuzzy"], ["search", "q", "--min-score", "1.5"],
     ["search", "q", "--bogus"], ["search", "a", "b"], ["search", "--", "-q"], ["search", "q", "--lim", "3"],
     ["context", "q", "--budget", "15"], ["context", "q", "--line", "0", "--file", "a"],
+    ["context", "--file", "a"], ["context", "q", "--line", "3"],
     ["status", "--rev", "main"], ["status", "extra"],
 ]
 
@@ -90,7 +91,9 @@ def test_every_option_of_the_full_commands_is_either_read_or_deferred() -> None:
                     continue
                 sample = {"--mode": "lexical", "--budget": "64", "--min-score": "0.5"}.get(opt, "1")
                 value = [] if getattr(param, "is_flag", False) else [sample]
-                argv = [name, *(["q"] if name == "search" else []), opt, *value]
+                # --file and --line go together (alone, each is the full CLI's error to print).
+                partner = {"--file": ["--line", "1"], "--line": ["--file", "a"]}.get(opt, [])
+                argv = [name, *(["q"] if name == "search" else []), opt, *value, *partner]
                 if opt in deferred:
                     with pytest.raises(Defer):
                         parse(argv)
