@@ -17,7 +17,7 @@ ODD = {
     "only punctuation": "?!.,;:()[]{}<>*&^%$#@~`|\\/\"'",
     "10,000 characters": ("retry with backoff " * 600)[:10_000],
     "Japanese": "設定ファイルを読み込む関数",
-    "Cyrillic": "повторить запрос с задержкой",
+    "Cyrillic": "повторить запрос с задержкой",  # noqa: RUF001
     "Arabic": "إعادة المحاولة مع التأخير",
     "emoji": "🔁 retry ⏱️",
     "code": "def backoff_delays(base: float, attempts: int) -> list[float]:",
