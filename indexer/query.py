@@ -42,7 +42,6 @@ from indexer.types import SearchHit
 
 log = logging.getLogger(__name__)
 
-RRF_K = 60
 MAX_LIMIT = MAX_RESULTS
 CANDIDATES = 60  # per retriever; more only helped below the tenth rank
 _PATH_IN_LIMIT = 500  # above this many matching files, filter after retrieval instead of in Chroma
@@ -64,14 +63,6 @@ _TOO_LARGE_SIZE = 32
 _COMMON_SHARE = 0.05  # see _selective
 _COMMON_MIN = 2000
 _POSTINGS_BUDGET = 5_000  # see _selective
-
-
-@dataclass(frozen=True, slots=True)
-class Weights:
-    """Kept for callers of the RRF era; the fused score no longer uses them."""
-
-    vector: float = 1.0
-    lexical: float = 1.0
 
 
 _DEGRADED: list[str] = []  # the outage last logged (one warning per outage, not per query)
@@ -537,7 +528,6 @@ def search(
     limit: int = 10,
     languages: list[str] | None = None,
     paths: list[str] | None = None,
-    weights: Weights = Weights(),
     mode: str = "hybrid",
     min_score: float = 0.0,
     cancel: Cancellable | None = None,
@@ -590,30 +580,3 @@ def merge_pieces(ranked: Sequence[Candidate]) -> list[Candidate]:
             into.body = "\n".join(lines[: into.start_line - c.start_line]) + "\n" + into.body
             into.start_line = c.start_line
     return kept
-
-
-def fuse(rankings: Sequence[tuple[float, Sequence[str]]], k: int = RRF_K) -> list[tuple[str, float]]:
-    """Reciprocal-rank fusion, scaled so a top-1 hit in every list scores 1.0.
-
-    No longer used by `search` (its scores were ranks, not relevance); kept for tools
-    that fuse ranked lists of their own.
-    """
-    scores: dict[str, float] = {}
-    for weight, ids in rankings:
-        for rank, cid in enumerate(ids):
-            scores[cid] = scores.get(cid, 0.0) + weight / (k + rank + 1)
-    top = sum(w for w, _ in rankings) / (k + 1) or 1.0
-    return sorted(((cid, s / top) for cid, s in scores.items()), key=lambda x: -x[1])
-
-
-def hits_for(store: IndexStore, scored: Sequence[tuple[str, float]]) -> list[SearchHit]:
-    """Rows for chunk ids, in the given order, with the given scores; missing ids dropped."""
-    rows = _rows(store, [cid for cid, _ in scored])
-    by_id = {c.chunk_id: c for c, _ in rows}
-    out = []
-    for cid, score in scored:
-        c = by_id.get(cid)
-        if c is not None:
-            c.score = score
-            out.append(c.hit())
-    return out

@@ -10,7 +10,6 @@ real process of uid 65534 (setpriv, so this test runs as root, as CI does).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -22,22 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pytest_lsp import ClientServerConfig, LanguageClient
 
 from server.daemon.client import DaemonClient, DaemonUnavailable, find_daemon
 from server.daemon.notice import markers_dir
 from server.daemon.notice import text as notice_text
 from tests.conftest import FIXTURES, REPO
 from tests.e2e.daemon_helpers import cli, daemon_paths, wait_for
-from tests.e2e.helpers import accept_registrations, init_params, names, search, wait_indexed
+from tests.e2e.helpers import names, search, wait_indexed
+from tests.e2e.test_daemon_shared import close, editor
 
 pytestmark = [pytest.mark.slow]
 async_test = pytest.mark.asyncio(loop_scope="function")
 
 NVIM = shutil.which("nvim")
 NVIM_SCRIPT = Path(__file__).with_name("nvim_hold.lua")
-#: What editors run: `forge-indexer lsp`.
-LSP = ClientServerConfig(server_command=[sys.executable, "-m", "server.cli", "lsp"])
 NOTICE = notice_text("none")
 
 #: A process of another uid posing as a peer-mode daemon: it plays the whole handshake, so
@@ -85,21 +82,6 @@ def polyglot(tmp_path: Path) -> Path:
     ws = tmp_path / "ws"
     shutil.copytree(FIXTURES / "polyglot", ws)
     return ws
-
-
-async def editor(ws: Path, name: str) -> LanguageClient:
-    lsp = await LSP.start()
-    assert isinstance(lsp, LanguageClient)
-    accept_registrations(lsp)
-    await lsp.initialize_session(init_params(ws.parent, name, roots=(ws.name,)))
-    return lsp
-
-
-async def close(lsp: LanguageClient) -> None:
-    try:
-        await asyncio.wait_for(lsp.shutdown_session(), 30)
-    finally:
-        await lsp.stop()
 
 
 def as_nobody(script: str) -> subprocess.CompletedProcess[str]:
