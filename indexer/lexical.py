@@ -58,22 +58,26 @@ def _word_terms(word: str) -> tuple[str, ...]:
     return (low, *parts) if len(parts) > 1 or (parts and parts[0] != low) else (low,)
 
 
-def embed_text(text: str) -> str:
+def embed_text(text: str, *, expand: bool = True) -> str:
     """`text` with every compound identifier written as words, for the embedder.
 
     The model's WordPiece vocabulary knows English words, not `parseHttpDate`: written as
     `parse http date`, code lands much closer to a sentence describing it. Chunks and
     queries both go through this, so an identifier typed in a query still meets its code.
+    `expand` also writes out short names (below); a chunk's path line is left without.
     """
-    return IDENTIFIER.sub(_words, text)
+    return IDENTIFIER.sub(_expanded if expand else _words, text)
 
 
 def _words(m: re.Match[str]) -> str:
     word = m.group(0)
-    meaning = _meanings(word)
     parts = _parts(word)
-    written = " ".join(parts) if len(parts) > 1 else word
-    return f"{written} {meaning}" if meaning else written
+    return " ".join(parts) if len(parts) > 1 else word
+
+
+def _expanded(m: re.Match[str]) -> str:
+    meaning = _meanings(m.group(0))
+    return f"{_words(m)} {meaning}" if meaning else _words(m)
 
 
 # What the short names of code say in words. A doc comment says "unsigned 16 bit integer

@@ -253,7 +253,9 @@ class _Assembler:
         return self.make(raw, d.first, end, d.qualname, d.kind)
 
     def make(self, raw: str, start: int, end: int, symbol: str | None, kind: SymbolKind | None) -> Chunk:
-        text = embed_text(raw[: self.budget * _CHARS_PER_TOKEN_CAP])
+        # The first line is the path (lexical index only): its words are split, not written out.
+        path, nl, code = raw[: self.budget * _CHARS_PER_TOKEN_CAP].partition("\n")
+        text = embed_text(path, expand=False) + nl + embed_text(code)
         body = "\n".join(self.lines[start - 1 : end])
         # `tokens` is what the model reads: it truncates longer texts at its input cap.
         return Chunk(text=text, body=body, start_line=start, end_line=end, symbol=symbol, kind=kind,
