@@ -40,6 +40,11 @@ _LEAD_TYPES = ("attribute_item", "decorator", "annotation", "attribute_list")
 _FUNCTION_VALUES = {"arrow_function", "function_expression", "function", "generator_function", "class"}
 _C_NAMES = {"identifier", "field_identifier", "qualified_identifier", "destructor_name", "operator_name",
             "type_identifier"}
+# Languages whose functions declare functions worth finding on their own (closures,
+# decorator wrappers, a plugin's inner helpers). In Java and C# what nests in a method is
+# an anonymous class's overrides, which answered other methods' questions (development
+# benchmark, Java tune split; see docs/benchmarks.md).
+NESTED_UNITS = frozenset({"python", "javascript", "typescript", "tsx", "go", "rust", "ruby", "php", "bash"})
 _CONTAINER_KINDS = {"class", "interface", "struct", "enum", "trait", "impl", "module", "namespace", "type"}
 
 
@@ -232,8 +237,10 @@ def _trim(lines: list[str], start: int, end: int) -> tuple[int, int]:
 class _Assembler:
     """Turns a definition tree into chunks: one unit per symbol, glue between them."""
 
-    def __init__(self, rel_path: str, lines: list[str], count_tokens: CountTokens, budget: int) -> None:
+    def __init__(self, rel_path: str, lines: list[str], count_tokens: CountTokens, budget: int,
+                 nested_units: bool = True) -> None:
         self.rel_path = rel_path
+        self.nested_units = nested_units
         self.lines = lines
         self.count = count_tokens
         self.budget = budget
@@ -293,8 +300,9 @@ class _Assembler:
             # their own lines: the outer unit's text stops after TEXT_LINES, and a question
             # about an inner helper wants its lines, not the whole enclosing function.
             out = [self.unit(d, chain, d.end)]
-            for c in d.children:
-                out += self.definition(c, [*chain, d])
+            if self.nested_units:
+                for c in d.children:
+                    out += self.definition(c, [*chain, d])
             return out
         # A container: its head (signature, fields, doc) is one unit whose text also lists
         # the members, then each member is a unit of its own.
@@ -309,6 +317,6 @@ def chunk_tree(rel_path: str, language: str, root: Node, lines: list[str], count
                budget: int) -> ChunkedFile:
     spec = SPECS[language]
     defs = collect(root, spec, lines)
-    asm = _Assembler(rel_path, lines, count_tokens, budget)
+    asm = _Assembler(rel_path, lines, count_tokens, budget, language in NESTED_UNITS)
     chunks = asm.range(1, len(lines), defs, [])
     return ChunkedFile(language, tuple(chunks), tuple(symbols_of(defs)))

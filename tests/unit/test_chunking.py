@@ -340,3 +340,21 @@ def test_a_rust_tests_module_is_a_test_for_the_ranking() -> None:
     assert ranking.in_test_module("tests.it_works", "rust")
     assert not ranking.in_test_module("tests.it_works", "python")
     assert not ranking.in_test_module("Map.tests", "rust")
+
+
+JAVA_ANONYMOUS = """class Ops {
+    static Op make() {
+        return new Op() {
+            @Override
+            public int apply(int x) {
+                return x + 1;
+            }
+        };
+    }
+}
+"""
+
+
+def test_an_anonymous_class_in_a_java_method_stays_inside_it() -> None:
+    cf = chunk_file("Ops.java", JAVA_ANONYMOUS, count_tokens=count, max_tokens=128)
+    assert [c.symbol for c in cf.chunks if c.symbol] == ["Ops", "Ops.make"]
