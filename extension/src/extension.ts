@@ -404,7 +404,9 @@ class ForgeExtension implements vscode.Disposable {
     for (const d of this.disposables) d.dispose();
     const client = this.client;
     this.client = undefined;
-    if (client !== undefined) await client.dispose(5000);
+    // A client whose start failed (the server refused initialize) has nothing to stop, and
+    // dispose() would throw "Client is not running" out of deactivate().
+    if (client?.needsStop()) await client.dispose(5000);
   }
 }
 
