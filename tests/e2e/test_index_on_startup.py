@@ -5,6 +5,7 @@ model, the setting passed in initializationOptions as the VS Code extension pass
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -94,3 +95,31 @@ async def test_index_on_startup_default_indexes_at_once(tmp_path: Path) -> None:
         assert status["indexingPaused"] is False and "pauseReason" not in status, status
     finally:
         await _stop(lsp)
+
+
+async def test_a_daemon_the_editor_starts_holds_its_indexing_too(tmp_path: Path) -> None:
+    """Through the shared daemon (the default with a keyring): the daemon `forge-indexer lsp`
+    starts for this editor gets the setting, and its status (the CLI's too) says paused."""
+    from server.auth.secret import select_backend
+    from tests.e2e.daemon_helpers import cli
+
+    try:
+        select_backend()
+    except Exception as exc:
+        pytest.fail(f"this test needs a real Secret Service (run it through tests/run.sh): {exc}")
+    ws = copy_workspace(tmp_path)
+    shared = ClientServerConfig(server_command=[sys.executable, "-m", "server"])
+    lsp = await shared.start()
+    assert isinstance(lsp, LanguageClient)
+    try:
+        accept_registrations(lsp)
+        await lsp.initialize_session(init_params(ws, roots=("root_b",), options=OFF))
+        status = await call(lsp, "forge/status")
+        assert status["indexingPaused"] is True and status["pauseReason"] == "indexOnStartup", status
+        out = json.loads(cli("status", "-w", str(ws / "root_b"), "--json").stdout)
+        assert out["paused"] is True and out.get("daemon_pid"), out
+    finally:
+        try:
+            await _stop(lsp)
+        finally:
+            cli("daemon", "stop", "-w", str(ws / "root_b"), check=False)
