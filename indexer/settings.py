@@ -117,6 +117,12 @@ class Settings(BaseModel):
     # --- daemon ----------------------------------------------------------------------
     debounce_ms: int = Field(default=300, ge=0, le=60_000, description="Quiet time before files changed outside the editor are reindexed (a save waits at most 50 ms).")
     watch: bool = Field(default=True, description="Watch the workspace for changes made outside the editor.")
+    index_on_startup: bool = Field(
+        default=True,
+        description="Index in the background as soon as the server (or the shared daemon) starts. "
+        "Off: indexing is paused from the start until Resume Indexing or Reindex; search answers "
+        "from the index as it is.",
+    )
     shared_daemon: bool = Field(
         default=True,
         description="Editors and the CLI share one daemon per workspace (one index, one model "

@@ -166,6 +166,7 @@ class IndexWorker:
         self._current: Job | None = None
         self._stopping = False
         self._paused = False
+        self._held_at_startup = False  # paused by `indexOnStartup` off, not by a request
         self._thread: threading.Thread | None = None
 
     # -- submitting -----------------------------------------------------------------------
@@ -229,12 +230,29 @@ class IndexWorker:
     def paused(self) -> bool:
         return self._paused
 
+    @property
+    def pause_reason(self) -> str | None:
+        """Why indexing is held: "indexOnStartup" (off, nothing asked for yet), "pause"
+        (`forge/pause`), or None while it runs."""
+        if not self._paused:
+            return None
+        return "indexOnStartup" if self._held_at_startup else "pause"
+
+    def hold_at_startup(self) -> None:
+        """`indexOnStartup` off: hold everything from the start, as a pause that Resume or a
+        Reindex request lifts."""
+        with self._cond:
+            self._paused = self._held_at_startup = True
+        log.info("background indexing is paused from the start (indexOnStartup is off); "
+                 "resume or reindex to start it")
+
     def pause(self) -> dict[str, Any]:
         """Hold background indexing: queued work (saves, scans, embedding) waits, changes keep
         coalescing, and a running job stops at the end of its slice (a few seconds at most).
         Closing a folder still runs. Not kept across a restart of the process."""
         with self._cond:
             was, self._paused = self._paused, True
+            self._held_at_startup = False  # from now on the user's pause
             running = self._current is not None and self._current.kind != "close"
             waiting = len(self._queue)
         if was:
@@ -253,6 +271,7 @@ class IndexWorker:
         """Let held work run again."""
         with self._cond:
             was, self._paused = self._paused, False
+            self._held_at_startup = False
             waiting = len(self._queue)
             self._cond.notify_all()
         if not was:

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 SECTION = "forgeIndexer"
 #: Settings the server applies in place; any other change reopens the root's index.
-LIVE_SETTINGS = frozenset({"debounce_ms", "watch", "search_limit", "context_budget"})
+#: (`index_on_startup` only counts when the server starts: changing it later does nothing.)
+LIVE_SETTINGS = frozenset({"debounce_ms", "watch", "search_limit", "context_budget", "index_on_startup"})
 
 
 def client_section(options: Any) -> dict[str, Any]:
@@ -59,6 +60,15 @@ def settings_for(ls: ForgeLanguageServer, path: Path, pulled: dict[str, Any]) ->
     for w in warnings:
         ls.show_message(f"forge-indexer: {w}", types.MessageType.Warning, once=True)
     return settings
+
+
+def index_on_startup(ls: ForgeLanguageServer, folders: list[tuple[str, Path]]) -> bool:
+    """`indexOnStartup` for this server: from the initializationOptions, config files and
+    environment of its first folder (a pause holds the whole server, not one folder)."""
+    if not folders:
+        return True
+    settings, _ = load_settings(folders[0][1], client_section(ls.init_options))
+    return settings.index_on_startup
 
 
 def folders_of(ls: ForgeLanguageServer) -> list[tuple[str, Path]]:

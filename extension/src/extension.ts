@@ -264,6 +264,9 @@ class ForgeExtension implements vscode.Disposable {
         run: () => { for (const token of view.cancellable) void client.sendNotification("window/workDoneProgress/cancel", { token }); },
       });
     }
+    if (this.status.pauseReason !== undefined) {
+      items.push({ label: "$(debug-continue) Resume indexing", run: () => this.pause(false) });
+    }
     items.push(
       { label: "$(refresh) Reindex workspace", run: () => this.reindex(undefined) },
       { label: "$(output) Show server output", run: () => { this.output.show(true); } },
@@ -286,6 +289,7 @@ class ForgeExtension implements vscode.Disposable {
       if (uri === undefined) {
         const r = await client.sendRequest(ReindexRequest, {});
         void vscode.window.showInformationMessage(`forge-indexer: reindexing ${r.scheduled.length} folder${r.scheduled.length === 1 ? "" : "s"}.`);
+        void this.refreshStatus(); // a hold by indexOnStartup is lifted by a reindex
         return;
       }
       const name = path.basename(uri.fsPath);
@@ -404,7 +408,9 @@ class ForgeExtension implements vscode.Disposable {
     for (const d of this.disposables) d.dispose();
     const client = this.client;
     this.client = undefined;
-    if (client !== undefined) await client.dispose(5000);
+    // A client whose start failed (the server refused initialize) has nothing to stop, and
+    // dispose() would throw "Client is not running" out of deactivate().
+    if (client?.needsStop()) await client.dispose(5000);
   }
 }
 

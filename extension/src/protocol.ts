@@ -93,8 +93,10 @@ export interface RootStatus {
 
 export interface StatusResult {
   roots: RootStatus[];
-  /** True while background indexing is paused (`forge/pause`). */
+  /** True while background indexing is paused (`forge/pause`, or `indexOnStartup` off). */
   indexingPaused?: boolean;
+  /** Why, while paused: `indexOnStartup` is off and nothing was asked for yet, or a pause. */
+  pauseReason?: "indexOnStartup" | "pause";
 }
 
 /** The answer to `forge/pause` and `forge/resume`. */

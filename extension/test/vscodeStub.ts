@@ -204,7 +204,17 @@ export const window = {
   showErrorMessage: message("error"),
   showWarningMessage: message("warning"),
   showInformationMessage: message("info"),
-  createOutputChannel: (name: string) => ({ name, lines: [] as string[], appendLine(l: string) { this.lines.push(l); }, append() { /* */ }, show() { /* */ }, hide() { /* */ }, clear() { /* */ }, replace() { /* */ }, dispose() { /* */ } }),
+  createOutputChannel: (name: string) => {
+    const channel = { name, lines: [] as string[], appendLine(l: string) { this.lines.push(l); }, append(s: string) { this.lines.push(s); }, show() { /* */ }, hide() { /* */ }, clear() { /* */ }, replace() { /* */ }, dispose() { /* */ } };
+    outputChannels.push(channel);
+    return channel;
+  },
+  /** Records what was opened (the editor returned can reveal a range). */
+  showTextDocument(doc: Uri | { uri: Uri }, options?: { preview?: boolean }) {
+    const uri = doc instanceof Uri ? doc : doc.uri;
+    opened.push({ uri: uri.toString(), preview: options?.preview });
+    return Promise.resolve({ document: { uri }, revealRange() { /* */ } });
+  },
   activeTextEditor: undefined as unknown,
   createStatusBarItem: (id?: string) => {
     const item = { id, name: "", text: "", tooltip: "" as unknown, command: "" as unknown, backgroundColor: undefined as unknown, visible: false, show() { this.visible = true; }, hide() { this.visible = false; }, dispose() { /* */ } };
@@ -215,6 +225,10 @@ export const window = {
 };
 
 export const statusItems: { text: string; visible: boolean }[] = [];
+/** Every output channel created (the extension's, and the language client's own). */
+export const outputChannels: { name: string; lines: string[] }[] = [];
+/** Documents shown with `window.showTextDocument`, in order. */
+export const opened: { uri: string; preview: boolean | undefined }[] = [];
 
 /** Registered commands (id -> handler) and executed ones. */
 export const registered = new Map<string, (...args: unknown[]) => unknown>();
@@ -274,7 +288,12 @@ export const workspace = {
   },
 };
 
-export const env = { clipboard: { text: "", writeText(t: string) { this.text = t; return Promise.resolve(); } } };
+export const env = {
+  // vscode-languageclient sends these as the initialize request's clientInfo.
+  appName: "Visual Studio Code",
+  language: "en",
+  clipboard: { text: "", writeText(t: string) { this.text = t; return Promise.resolve(); } },
+};
 
 export function reset(): void {
   shown.length = 0;
@@ -284,6 +303,8 @@ export function reset(): void {
   messageAnswer = undefined;
   tokenSources.length = 0;
   statusItems.length = 0;
+  outputChannels.length = 0;
+  opened.length = 0;
   registered.clear();
   executed.length = 0;
   env.clipboard.text = "";

@@ -116,7 +116,9 @@ def _relay(stdin: BinaryIO, stdout: BinaryIO, initialize: dict[str, Any], worksp
     from server.daemon.spawn import ensure_daemon
 
     paths = paths_for(workspace, settings)
-    env = {ENV_PREFIX + k.upper(): str(getattr(settings, k)) for k in USER_ONLY_KEYS
+    # `index_on_startup` too: a daemon this editor starts holds its indexing from the start
+    # when the editor asks it to (a daemon already running is not paused).
+    env = {ENV_PREFIX + k.upper(): str(getattr(settings, k)) for k in (*USER_ONLY_KEYS, "index_on_startup")
            if getattr(settings, k) is not None}
     logs = log_file(settings, paths.id)
     # Fails here (→ in-process) if it cannot start; the daemon picks keyring or peer mode.

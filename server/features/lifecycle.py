@@ -9,7 +9,14 @@ import uuid
 from lsprotocol import types
 
 from server.server import ForgeLanguageServer
-from server.session import SECTION, close_root, folders_of, open_roots, reconfigure
+from server.session import (
+    SECTION,
+    close_root,
+    folders_of,
+    index_on_startup,
+    open_roots,
+    reconfigure,
+)
 from server.uris import uri_to_path
 
 log = logging.getLogger(__name__)
@@ -31,10 +38,14 @@ def register(ls: ForgeLanguageServer) -> None:
 
     @ls.feature(types.INITIALIZED)
     async def initialized(ls: ForgeLanguageServer, params: types.InitializedParams) -> None:
-        """Open every root (background indexing) and ask the client to report file changes."""
+        """Open every root (background indexing, unless `indexOnStartup` is off) and ask the
+        client to report file changes."""
         for notice in ls.notices:
             ls.show_message(notice, types.MessageType.Warning, once=True)
-        await open_roots(ls, folders_of(ls))
+        folders = folders_of(ls)
+        if not index_on_startup(ls, folders):
+            ls.worker.hold_at_startup()
+        await open_roots(ls, folders)
         await _register_dynamic(ls)
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)

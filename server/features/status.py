@@ -48,11 +48,16 @@ async def _status(ls: ForgeLanguageServer, raw: Any) -> dict[str, Any]:
     roots = ls.roots.all()
     result = await ls.run_query(lambda cancel: queries.status(roots))
     result["indexingPaused"] = ls.worker.paused
+    reason = ls.worker.pause_reason
+    if reason is not None:
+        result["pauseReason"] = reason
     return result
 
 
 async def _reindex(ls: ForgeLanguageServer, raw: Any) -> dict[str, Any]:
     p = parse_params(ReindexParams, raw)
+    if ls.worker.pause_reason == "indexOnStartup":
+        ls.worker.resume()  # the user asked for indexing: what `indexOnStartup` off held runs now
     if p.uri is None:
         events = [ls.worker.submit("full", r, reason="Re-indexing") for r in ls.roots.all()]
         scheduled = [r.uri for r in ls.roots.all()]

@@ -1,5 +1,6 @@
 """The VS Code extension (extension/, manifest package.json): types, lint, unit tests
-against a stub of the `vscode` API, a wire test against the real server, and the .vsix.
+against a stub of the `vscode` API, a wire test against the real server, the shipped bundle
+activated against the real server, and the .vsix.
 
 Each step is one npm script (see package.json); a failure shows npm's output. `npm ci`
 runs first when node_modules is missing or older than package-lock.json.
@@ -81,6 +82,13 @@ def test_unit_tests_against_vscode_stub() -> None:
 def test_wire_with_real_server() -> None:
     out = _run("run", "test:wire", timeout=1200)
     assert re.search(r"\bfail 0\b", out), out[-5000:]
+
+
+def test_shipped_bundle_activates_against_real_server() -> None:
+    """The minified bundle the .vsix ships, activated (vscode stubbed): the real server
+    initializes, indexes the fixture, and the Search command finds and opens the right file."""
+    out = _run("run", "test:activation", timeout=1200)
+    assert re.search(r"\bpass 1\b", out) and re.search(r"\bfail 0\b", out), out[-5000:]
 
 
 def test_vsix_builds_and_holds_only_what_users_need(

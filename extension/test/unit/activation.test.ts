@@ -68,6 +68,17 @@ test("a missing server: one message with the install command, docs and settings 
   assert.deepEqual(stub.shown[1], errors[0]);
 });
 
+test("the install command the button copies is the one docs/vscode.md, the README and the extension's README give", () => {
+  for (const doc of ["docs/vscode.md", "extension/README.md"]) {
+    const text = fs.readFileSync(path.join(REPO, doc), "utf8");
+    assert.ok(text.includes(INSTALL_COMMAND), `${doc} shows ${INSTALL_COMMAND}`);
+    assert.doesNotMatch(text, /\bpip install forge-indexer\b/, `${doc} has no install from a PyPI release that does not exist`);
+  }
+  // The README gives the same steps on separate lines.
+  const readme = fs.readFileSync(path.join(REPO, "README.md"), "utf8");
+  for (const step of INSTALL_COMMAND.split(" && ").slice(1)) assert.ok(readme.includes(step), `README.md shows ${step}`);
+});
+
 test("Open Docs opens the docs page shipped in the extension (no network)", async () => {
   stub.answerMessagesWith("Open Docs");
   await activate(context());

@@ -54,5 +54,5 @@ test("missing: one message with the install command", () => {
   assert.equal(r.reason, "not-found");
   assert.ok(r.message.includes(INSTALL_COMMAND));
   assert.deepEqual(r.looked, ["/ws/a/.venv/bin/forge-indexer", "/ws/b/.venv/bin/forge-indexer", "PATH"]);
-  assert.match(describeSpawnError("/x/forge-indexer", Object.assign(new Error("spawn ENOENT"), { code: "ENOENT" })), /no such file.*pip install/);
+  assert.match(describeSpawnError("/x/forge-indexer", Object.assign(new Error("spawn ENOENT"), { code: "ENOENT" })), /no such file.*pipx install/);
 });

@@ -88,3 +88,21 @@ test("server states", () => {
   s.setServerState("starting");
   assert.match(s.render().text, /loading~spin/);
 });
+
+test("paused (indexOnStartup off, or a pause): the item says so and how to go on, until indexing begins", () => {
+  const s = new IndexStatus();
+  s.setServerState("running");
+  s.onStatus({ roots: [root("a", { state: "pending", filesIndexed: 0, chunks: null as unknown as number })], indexingPaused: true, pauseReason: "indexOnStartup" });
+  assert.equal(s.render().text, "$(debug-pause) forge-indexer: paused");
+  assert.match(s.render().tooltip, /indexOnStartup is off/);
+  assert.match(s.render().tooltip, /Resume Indexing or Reindex Workspace/);
+  assert.equal(s.pauseReason, "indexOnStartup");
+  s.onProgress("t", { kind: "begin", title: "Re-indexing a", percentage: 0 });
+  assert.equal(s.pauseReason, undefined);
+  assert.match(s.render().text, /sync~spin/);
+  s.onStatus({ roots: [root("a")], indexingPaused: true });
+  s.onProgress("t", { kind: "end" });
+  assert.match(s.render().tooltip, /^Background indexing is paused\./);
+  s.onStatus({ roots: [root("a")], indexingPaused: false });
+  assert.equal(s.render().text, "$(database) forge-indexer 100% · all-MiniLM-L6-v2");
+});

@@ -240,13 +240,13 @@ test("a missing server command: found nowhere, one clear message; spawning it fa
   const empty = fs.mkdtempSync(path.join(os.tmpdir(), "forge-nobin-"));
   const r = resolveServerCommand({ configuredPath: "", folders: [ws], trusted: true, pathEnv: empty, platform: process.platform });
   assert.equal(r.found, false);
-  assert.ok(!r.found && /not found.*pip install/.test(r.message), JSON.stringify(r));
+  assert.ok(!r.found && /not found.*pipx install/.test(r.message), JSON.stringify(r));
   const missing = path.join(empty, "forge-indexer");
   const err = await new Promise<NodeJS.ErrnoException>((resolve) => {
     const p = spawn(missing, serverArgs([]), { stdio: "pipe" });
     p.on("error", resolve);
   });
   assert.equal(err.code, "ENOENT");
-  assert.match(describeSpawnError(missing, err), /cannot start .*no such file.*pip install/);
+  assert.match(describeSpawnError(missing, err), /cannot start .*no such file.*pipx install/);
   fs.rmSync(empty, { recursive: true, force: true });
 });
