@@ -566,11 +566,13 @@ def merge_pieces(ranked: Sequence[Candidate]) -> list[Candidate]:
     never merge, so a method and its class's head, or a nested helper and its enclosing
     function, stay results of their own."""
     kept: list[Candidate] = []
+    by_unit: dict[tuple[str, str | None], list[Candidate]] = {}
     for c in ranked:
-        into = next((k for k in kept if k.path == c.path and k.symbol == c.symbol
-                     and c.start_line <= k.end_line + 1 and c.end_line >= k.start_line - 1), None)
+        same = by_unit.setdefault((c.path, c.symbol), [])
+        into = next((k for k in same if c.start_line <= k.end_line + 1 and c.end_line >= k.start_line - 1), None)
         if into is None:
             kept.append(c)
+            same.append(c)
             continue
         lines = c.body.split("\n")
         if c.end_line > into.end_line:
