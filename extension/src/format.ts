@@ -11,7 +11,8 @@ export function lineRange(range: LspRange): string {
 
 /**
  * The score as a percentage. It is a calibrated probability that the hit is *the* answer
- * (docs/search.md), so even a right first hit often reads low: no words like "weak" on it.
+ * (docs/search.md): a first hit that clearly leads reads 80% or more, close candidates
+ * 30-50%; the number says it all, so no words like "weak" on it.
  */
 export function relevance(score: number): string {
   const pct = Math.max(0, Math.min(1, score)) * 100;
