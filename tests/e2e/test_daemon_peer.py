@@ -27,13 +27,13 @@ from server.daemon.notice import markers_dir
 from server.daemon.notice import text as notice_text
 from tests.conftest import FIXTURES, REPO
 from tests.e2e.daemon_helpers import cli, daemon_paths, wait_for
-from tests.e2e.helpers import names, search, wait_indexed
+from tests.e2e.helpers import names, search, system_nvim, wait_indexed
 from tests.e2e.test_daemon_shared import close, editor
 
 pytestmark = [pytest.mark.slow]
 async_test = pytest.mark.asyncio(loop_scope="function")
 
-NVIM = shutil.which("nvim")
+NVIM = system_nvim()
 NVIM_SCRIPT = Path(__file__).with_name("nvim_hold.lua")
 NOTICE = notice_text("none")
 

@@ -7,18 +7,17 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import REPO, copy_workspace
+from tests.e2e.helpers import REPO, copy_workspace, system_nvim
 
 pytestmark = pytest.mark.slow
 
-NVIM = shutil.which("nvim")
+NVIM = system_nvim()
 SCRIPT = Path(__file__).with_name("nvim_client.lua")
 ROOT_SCRIPT = Path(__file__).with_name("nvim_root.lua")
 DOC = REPO / "docs" / "neovim.md"
