@@ -20,6 +20,8 @@ from pathlib import Path
 import filelock
 
 from indexer.errors import IndexLocked
+from indexer.locations import workspaces_dir
+from indexer.processes import process_alive
 from indexer.recovery import dir_bytes
 
 #: Files whose change time says when an index was last opened or written.
@@ -54,26 +56,12 @@ class IndexEntry:
                 "workspace_exists": self.workspace_exists, "in_use_by": self.owner_pid}
 
 
-def workspaces_dir(state_root: Path) -> Path:
-    return state_root.expanduser() / "workspaces"
-
-
 def _json(path: Path) -> dict[str, object]:
     with contextlib.suppress(OSError, ValueError):
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict):
             return data
     return {}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _counts(db: Path) -> tuple[int | None, int | None, float | None]:
@@ -109,7 +97,7 @@ def read_entry(state_dir: Path) -> IndexEntry:
         state_dir=state_dir, workspace=Path(root) if isinstance(root, str) and root else None, rev=rev,
         bytes=dir_bytes(state_dir), files=files, chunks=chunks, last_used=max(times, default=None),
         last_indexed=last_indexed,
-        owner_pid=pid if isinstance(pid, int) and pid != os.getpid() and _alive(pid) else None,
+        owner_pid=pid if isinstance(pid, int) and pid != os.getpid() and process_alive(pid) else None,
     )
 
 

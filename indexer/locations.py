@@ -23,6 +23,11 @@ def default_state_root() -> Path:
     return Path(platformdirs.user_state_dir(APP_NAME))
 
 
+def workspaces_dir(state_root: Path) -> Path:
+    """The folder holding one index folder per workspace under a state root."""
+    return Path(state_root).expanduser() / "workspaces"
+
+
 def default_cache_root() -> Path:
     env = os.environ.get(ENV_PREFIX + "CACHE_DIR")
     return Path(env) if env else Path(platformdirs.user_cache_dir(APP_NAME))

@@ -38,6 +38,7 @@ from indexer.errors import (
     VectorStoreFailed,
 )
 from indexer.health import Health, is_corruption
+from indexer.locations import workspaces_dir
 from indexer.pipeline import IndexContext, config_hash, embed_pending, run_index
 from indexer.protocols import Embedder
 from indexer.remote_store import RemoteSpec
@@ -77,7 +78,7 @@ def state_dir_for(root: Path, settings: Settings, rev: str | None = None) -> Pat
         from indexer.gitrev import safe_ref_name
 
         suffix = f"-rev-{safe_ref_name(rev)}"
-    return Path(base).expanduser() / "workspaces" / f"{safe}-{digest}{suffix}"
+    return workspaces_dir(Path(base)) / f"{safe}-{digest}{suffix}"
 
 
 def has_index(state_dir: Path) -> bool:

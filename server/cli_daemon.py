@@ -154,7 +154,7 @@ def _open_entry(entry: dict[str, Any], state_dir: Path | None) -> Any:
 
 
 def _wait_exit(pid: int) -> None:
-    from server.daemon.client import process_alive
+    from indexer.processes import process_alive
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -87,7 +87,8 @@ def forget(
     state_dir: StateDir = None,
 ) -> None:
     """Delete the index of a workspace (and its --rev indexes): refused while it is in use."""
-    from indexer.catalog import delete_index, indexes_of, workspaces_dir
+    from indexer.catalog import delete_index, indexes_of
+    from indexer.locations import workspaces_dir
     from indexer.settings import Settings
     from indexer.workspace import state_dir_for
 

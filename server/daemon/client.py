@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import ForgeError
+from indexer.processes import process_alive
 from server.auth.proof import b64, client_auth, daemon_auth, make_proof, new_nonce, same, unb64
 from server.daemon.framing import FramingError, frame, read_message, read_message_sync
 from server.daemon.paths import DaemonPaths
@@ -76,21 +77,6 @@ class Endpoint:
     def tcp_address(self) -> tuple[str, int]:
         host, _, port = self.address.rpartition(":")
         return host, int(port)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie, killed but not yet reaped, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): kill(0) is all we know
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def find_daemon(paths: DaemonPaths) -> Endpoint | None:

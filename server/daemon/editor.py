@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from indexer.errors import ForgeError
-from indexer.settings import ENV_PREFIX, USER_ONLY_KEYS, load_settings
+from indexer.settings import load_settings
 from server.daemon.client import Endpoint
 from server.daemon.framing import FramingError, frame, read_message_sync
 from server.session import client_section
@@ -113,13 +113,12 @@ def _relay(stdin: BinaryIO, stdout: BinaryIO, initialize: dict[str, Any], worksp
     from server.daemon import notice
     from server.daemon.paths import log_file, paths_for
     from server.daemon.relay import Relay
-    from server.daemon.spawn import ensure_daemon
+    from server.daemon.spawn import daemon_env, ensure_daemon
 
     paths = paths_for(workspace, settings)
     # `index_on_startup` too: a daemon this editor starts holds its indexing from the start
     # when the editor asks it to (a daemon already running is not paused).
-    env = {ENV_PREFIX + k.upper(): str(getattr(settings, k)) for k in (*USER_ONLY_KEYS, "index_on_startup")
-           if getattr(settings, k) is not None}
+    env = daemon_env(settings, "index_on_startup")
     logs = log_file(settings, paths.id)
     # Fails here (→ in-process) if it cannot start; the daemon picks keyring or peer mode.
     endpoint = ensure_daemon(paths, logs, env)

@@ -14,9 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-import platformdirs
-
-from indexer.locations import APP_NAME
+from indexer.locations import default_state_root
 
 #: What each `KeyringUnavailable.reason` means, in a few words.
 WHY = {
@@ -36,7 +34,7 @@ def text(reason: str | None) -> str:
 
 
 def markers_dir() -> Path:
-    return Path(platformdirs.user_state_dir(APP_NAME)) / "notices"
+    return default_state_root() / "notices"
 
 
 def first_time(reason: str | None) -> bool:

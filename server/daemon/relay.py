@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+from indexer.processes import process_alive
 from server.daemon.client import (
     DaemonUnavailable,
     Endpoint,
@@ -33,7 +34,6 @@ from server.daemon.client import (
     body_of,
     handshake,
     open_connection,
-    process_alive,
     session_from,
     signed,
 )

@@ -210,7 +210,7 @@ def _wait_gone(pid: int, timeout_s: float = 10.0) -> None:
     registry entry still names it: wait that out before looking for a daemon again."""
     import time
 
-    from server.daemon.client import process_alive
+    from indexer.processes import process_alive
 
     deadline = time.monotonic() + timeout_s
     while process_alive(pid) and time.monotonic() < deadline:
@@ -219,18 +219,13 @@ def _wait_gone(pid: int, timeout_s: float = 10.0) -> None:
 
 def start_daemon(root: Path, settings: Settings) -> None:
     """Start the workspace's daemon, as `forge-indexer lsp` does (`server.daemon.editor`)."""
-    from indexer.settings import ENV_PREFIX, USER_ONLY_KEYS
     from server.daemon.paths import log_file, paths_for
-    from server.daemon.spawn import ensure_daemon
+    from server.daemon.spawn import daemon_env, ensure_daemon
 
     # The daemon picks keyring or peer mode (no keyring: the private socket and the peer
     # uid check alone, docs/security.md); `connect` then follows what its entry says.
     paths = paths_for(root, settings)
-    # The user-only settings (state dir, model) decide which index the daemon opens; they
-    # reach it through its environment, never its arguments.
-    env = {ENV_PREFIX + k.upper(): str(getattr(settings, k)) for k in USER_ONLY_KEYS
-           if getattr(settings, k) is not None}
-    ensure_daemon(paths, log_file(settings, paths.id), env)
+    ensure_daemon(paths, log_file(settings, paths.id), daemon_env(settings))
     log.info("started the forge-indexer daemon for %s", root)
 
 

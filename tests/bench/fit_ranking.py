@@ -98,20 +98,6 @@ def fit_listwise(pools: list[Pool], steps: int = 400, l2: float = 1e-3) -> np.nd
     return w
 
 
-def platt(z: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[float, float]:
-    """Logistic fit of y on a*z + b by Newton's method (two parameters: it converges fast)."""
-    a, b = 1.0, 0.0
-    x = np.column_stack([z, np.ones_like(z)])
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-np.clip(x @ np.array([a, b]), -50, 50)))
-        grad = x.T @ (p - y)
-        hess = (x * (p * (1 - p))[:, None]).T @ x + 1e-6 * np.eye(2)
-        step = np.linalg.solve(hess, grad)
-        step *= min(1.0, 1.0 / (float(np.abs(step).max()) or 1.0))  # damped: never jump far
-        a, b = np.array([a, b]) - step
-    return float(a), float(b)
-
-
 def logistic(x: np.ndarray, y: np.ndarray, steps: int = 60) -> np.ndarray:
     """Weights (last one the intercept) of a logistic fit of y on the columns of x, by
     damped Newton steps."""
@@ -125,6 +111,12 @@ def logistic(x: np.ndarray, y: np.ndarray, steps: int = 60) -> np.ndarray:
         step *= min(1.0, 1.0 / (float(np.abs(step).max()) or 1.0))
         w -= step
     return w
+
+
+def platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Logistic fit of y on a*z + b: (a, b)."""
+    a, b = logistic(z[:, None], y)
+    return float(a), float(b)
 
 
 def fit_display(pools: list[Pool], coef: list[float]) -> tuple[float, float, float]:
