@@ -20,6 +20,7 @@ from tests.e2e.helpers import (
     init_params,
     wait_indexed,
 )
+from tests.e2e.test_lsp_robustness import stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="function")]
 
@@ -42,13 +43,6 @@ async def _start(ws: Path, options: dict[str, object] | None) -> LanguageClient:
     return lsp
 
 
-async def _stop(lsp: LanguageClient) -> None:
-    try:
-        await asyncio.wait_for(lsp.shutdown_session(), 30)
-    finally:
-        await lsp.stop()
-
-
 @pytest.mark.parametrize("ask", ["forge/reindex", "forge/resume"])
 async def test_index_on_startup_off_holds_indexing_until_asked(tmp_path: Path, ask: str) -> None:
     ws = copy_workspace(tmp_path)
@@ -68,7 +62,7 @@ async def test_index_on_startup_off_holds_indexing_until_asked(tmp_path: Path, a
         hits = await call(lsp, "forge/search", {"query": "great-circle distance between two points", "limit": 3})
         assert hits["results"][0]["uri"] == (ws / "root_b" / "geometry.go").as_uri(), hits
     finally:
-        await _stop(lsp)
+        await stop(lsp)
 
 
 async def test_a_pause_asked_for_is_not_lifted_by_reindex(tmp_path: Path) -> None:
@@ -84,7 +78,7 @@ async def test_a_pause_asked_for_is_not_lifted_by_reindex(tmp_path: Path) -> Non
         status = await call(lsp, "forge/status")
         assert status["indexingPaused"] is True and not status["roots"][0]["chunks"], status
     finally:
-        await _stop(lsp)
+        await stop(lsp)
 
 
 async def test_index_on_startup_default_indexes_at_once(tmp_path: Path) -> None:
@@ -94,7 +88,7 @@ async def test_index_on_startup_default_indexes_at_once(tmp_path: Path) -> None:
         status = await wait_indexed(lsp, roots=1, timeout=300)
         assert status["indexingPaused"] is False and "pauseReason" not in status, status
     finally:
-        await _stop(lsp)
+        await stop(lsp)
 
 
 async def test_a_daemon_the_editor_starts_holds_its_indexing_too(tmp_path: Path) -> None:
@@ -120,6 +114,6 @@ async def test_a_daemon_the_editor_starts_holds_its_indexing_too(tmp_path: Path)
         assert out["paused"] is True and out.get("daemon_pid"), out
     finally:
         try:
-            await _stop(lsp)
+            await stop(lsp)
         finally:
             cli("daemon", "stop", "-w", str(ws / "root_b"), check=False)
