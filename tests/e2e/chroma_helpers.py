@@ -94,5 +94,13 @@ class ChromaServer:
 
     def collections(self) -> dict[str, int]:
         """{name: count} of every collection on the server."""
+        from chromadb.errors import NotFoundError
+
         c = self.client()
-        return {col.name: c.get_collection(col.name).count() for col in c.list_collections()}
+        counts: dict[str, int] = {}
+        for col in c.list_collections():
+            try:
+                counts[col.name] = c.get_collection(col.name).count()
+            except NotFoundError:
+                continue  # dropped between the listing and the count (a first run resets its collection)
+        return counts
