@@ -35,6 +35,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Protocol
 
+import snowballstemmer
+
 from indexer.lexical import query_words, split_identifier
 
 FEATURES = ("cosine", "bm25", "name", "path", "demoted", "glue", "head")
@@ -126,11 +128,15 @@ def wanted_roles(query: str) -> set[str]:
     return {role for role, ws in _ROLE_WORDS.items() if words & ws}
 
 
+# The Snowball (Porter 2) English stemmer: "scores" and "score", "parsing" and "parse" meet.
+# The hand-written suffix stripper before it cut "scores" to "scor" and left "score" whole,
+# so a name never matched a query that said its word in the plural or another tense.
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65536)
 def _stem(w: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
-            return w[: -len(suffix)]
-    return w
+    return str(_STEMMER.stemWord(w))
 
 
 def _stem_all(words: Iterable[str]) -> list[str]:

@@ -19,7 +19,7 @@ import pytest
 from indexer import query as query_mod
 from indexer import ranking
 from indexer.errors import InvalidQuery
-from indexer.lexical import terms
+from indexer.lexical import query_words, terms
 from indexer.settings import Settings
 from indexer.workspace import Workspace
 
@@ -396,3 +396,11 @@ def test_a_clear_lead_reads_as_likely_and_order_never_changes() -> None:
              for z, m in zip([-1.0, -1.1], ranking.margins([-1.0, -1.1]), strict=True)]
     assert 0.2 < close[1] < close[0] < 0.6  # two close candidates: neither is likely
     assert ranking.margins([]) == [] and ranking.margins([1.0]) == [ranking.MARGIN_CAP]
+
+
+def test_a_name_matches_its_word_in_another_form() -> None:
+    # "scores" and "score", "parsing" and "parse": the name feature reads stems of both.
+    for query, name in (("combine the scores", "score"), ("parsing a header", "parse"),
+                        ("matches a glob", "match")):
+        qwords = set(ranking._stem_all(query_words(query)))
+        assert ranking._name_words(name)[0] in qwords, (query, name)
