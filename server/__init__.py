@@ -8,7 +8,6 @@ indexer at module level: the protocol's stdout has to be moved out of reach of n
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import sys
 from typing import Any, BinaryIO
@@ -16,19 +15,11 @@ from typing import Any, BinaryIO
 __all__ = ["__version__", "main"]
 
 
-@functools.cache
-def _version() -> str:
-    from importlib import metadata  # tens of ms: not paid by the CLI's daemon client
-
-    try:
-        return metadata.version("forge-indexer")
-    except metadata.PackageNotFoundError:  # running from a source tree
-        return "0.0.0"
-
-
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        return _version()
+        from server.version import version
+
+        return version()
     raise AttributeError(f"module 'server' has no attribute {name!r}")
 
 

@@ -53,7 +53,7 @@ from server.roots import RootState
 
 if TYPE_CHECKING:
     from indexer.workspace import Workspace
-    from server.server import ForgeLanguageServer
+    from server.hosts import IndexHost
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def summary_text(s: IndexSummary) -> str:
 class IndexWorker:
     """Runs `Job`s on one thread; `submit()` is safe from any thread."""
 
-    def __init__(self, ls: ForgeLanguageServer) -> None:
+    def __init__(self, ls: IndexHost) -> None:
         self._ls = ls
         self._cond = threading.Condition()
         self._queue: list[Job] = []

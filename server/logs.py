@@ -19,7 +19,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from server.server import ForgeLanguageServer
+    from server.runtime import Notifier
 
 # lsprotocol and pygls are imported where they are used, not here: the CLI imports this
 # module for `--log-format`, and `lsprotocol.types` alone costs most of a second of import.
@@ -118,7 +118,7 @@ class _ExpectedRpcErrors(logging.Filter):
 class LspLogHandler(logging.Handler):
     """Forwards `server.*` and `indexer.*` records to the client as `window/logMessage`."""
 
-    def __init__(self, ls: ForgeLanguageServer, level: int = logging.INFO) -> None:
+    def __init__(self, ls: Notifier, level: int = logging.INFO) -> None:
         super().__init__(level)
         self._ls = ls
         self._local = threading.local()

@@ -25,8 +25,8 @@ from server.loopback import loopback_host as resolve_loopback
 from server.loopback import split_host_port
 
 if TYPE_CHECKING:
+    from server.hosts import MetricsHost
     from server.roots import RootState
-    from server.server import ForgeLanguageServer
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def start_metrics_server(address: str, refresh: Callable[[], None] | None = None
     return running
 
 
-def serve_for(ls: ForgeLanguageServer, address: str | None) -> MetricsServer | None:
+def serve_for(ls: MetricsHost, address: str | None) -> MetricsServer | None:
     """Start the endpoint for a running server if `address` is set; log and carry on if it cannot."""
     if not address:
         return None
@@ -128,7 +128,7 @@ def serve_for(ls: ForgeLanguageServer, address: str | None) -> MetricsServer | N
 # --- the per-workspace gauges ----------------------------------------------------------
 
 
-def observe_roots(ls: ForgeLanguageServer) -> None:
+def observe_roots(ls: MetricsHost) -> None:
     """Set files/chunks/vectors/queue depth for every open root of `ls`."""
     for root in ls.roots.all():
         observe_root(root, ls.worker.queue_depth(root))

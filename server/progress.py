@@ -19,7 +19,7 @@ from indexer.types import Progress
 
 if TYPE_CHECKING:
     from indexer.workspace import CancelToken
-    from server.server import ForgeLanguageServer
+    from server.runtime import ProgressHost
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class IndexProgress:
 
     def __init__(
         self,
-        ls: ForgeLanguageServer,
+        ls: ProgressHost,
         title: str,
         cancel: CancelToken,
         *,

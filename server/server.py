@@ -25,10 +25,10 @@ from pygls.protocol import (
     default_converter,
 )
 
-from server import __version__
 from server.jobs import IndexWorker
 from server.logs import REQUEST_ID, LspLogHandler
 from server.roots import RootRegistry
+from server.version import version
 
 if TYPE_CHECKING:
     from indexer.settings import Settings
@@ -139,7 +139,7 @@ class ForgeLanguageServer(LanguageServer):
     ) -> None:
         super().__init__(
             "forge-indexer",
-            __version__,
+            version(),
             text_document_sync_kind=types.TextDocumentSyncKind.None_,
             protocol_cls=ForgeProtocol,
             converter_factory=forge_converter,

@@ -6,19 +6,46 @@ import asyncio
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lsprotocol import types
 
 from indexer.settings import Settings, load_settings
 from indexer.watch import ChangeBatch, ChangeBatcher, PathFilter, WorkspaceWatcher, git_busy
-from server.roots import RootState
+from server.roots import RootRegistry, RootState
 from server.uris import uri_to_path
 
 if TYPE_CHECKING:
-    from server.server import ForgeLanguageServer
+    from collections.abc import Sequence
+
+    from pygls.workspace import Workspace as LspWorkspace
+
+    from server.jobs import IndexWorker
 
 log = logging.getLogger(__name__)
+
+
+class SessionHost(Protocol):
+    """What the session functions use of the server: roots, the worker, the client's settings."""
+
+    roots: RootRegistry
+    init_options: Any
+    client_settings: Any
+
+    @property
+    def worker(self) -> IndexWorker: ...
+
+    @property
+    def workspace(self) -> LspWorkspace: ...
+
+    def client_supports(self, field: str) -> bool: ...
+
+    def show_message(self, text: str, kind: types.MessageType, *, once: bool = False) -> None: ...
+
+    async def workspace_configuration_async(
+        self, params: types.ConfigurationParams
+    ) -> Sequence[Any | None]: ...
+
 
 SECTION = "forgeIndexer"
 #: Settings the server applies in place; any other change reopens the root's index.
@@ -36,7 +63,7 @@ def client_section(options: Any) -> dict[str, Any]:
     return {} if SECTION in options else options
 
 
-async def pull_configuration(ls: ForgeLanguageServer, uris: list[str]) -> list[dict[str, Any]]:
+async def pull_configuration(ls: SessionHost, uris: list[str]) -> list[dict[str, Any]]:
     """`workspace/configuration` for each root (empty dicts if the client cannot answer)."""
     if not uris or not ls.client_supports("workspace.configuration"):
         return [{} for _ in uris]
@@ -53,7 +80,7 @@ async def pull_configuration(ls: ForgeLanguageServer, uris: list[str]) -> list[d
     ]
 
 
-def settings_for(ls: ForgeLanguageServer, path: Path, pulled: dict[str, Any]) -> Settings:
+def settings_for(ls: SessionHost, path: Path, pulled: dict[str, Any]) -> Settings:
     """Layer the sources for one root; tell the user about each invalid value once."""
     overrides = {**client_section(ls.init_options), **client_section(ls.client_settings), **pulled}
     settings, warnings = load_settings(path, overrides)
@@ -62,7 +89,7 @@ def settings_for(ls: ForgeLanguageServer, path: Path, pulled: dict[str, Any]) ->
     return settings
 
 
-def index_on_startup(ls: ForgeLanguageServer, folders: list[tuple[str, Path]]) -> bool:
+def index_on_startup(ls: SessionHost, folders: list[tuple[str, Path]]) -> bool:
     """`indexOnStartup` for this server: from the initializationOptions, config files and
     environment of its first folder (a pause holds the whole server, not one folder)."""
     if not folders:
@@ -71,7 +98,7 @@ def index_on_startup(ls: ForgeLanguageServer, folders: list[tuple[str, Path]]) -
     return settings.index_on_startup
 
 
-def folders_of(ls: ForgeLanguageServer) -> list[tuple[str, Path]]:
+def folders_of(ls: SessionHost) -> list[tuple[str, Path]]:
     """The client's workspace folders (or its rootUri) as (uri, path), local folders only."""
     out: list[tuple[str, Path]] = []
     for folder in ls.workspace.folders.values():
@@ -85,7 +112,7 @@ def folders_of(ls: ForgeLanguageServer) -> list[tuple[str, Path]]:
     return out
 
 
-async def open_roots(ls: ForgeLanguageServer, folders: list[tuple[str, Path]]) -> None:
+async def open_roots(ls: SessionHost, folders: list[tuple[str, Path]]) -> None:
     """Start serving `folders`: settings, watcher, then a background full index."""
     folders = [(u, p.resolve()) for u, p in folders if p.is_dir() and ls.roots.get(p) is None]
     pulled = await pull_configuration(ls, [u for u, _ in folders])
@@ -98,7 +125,7 @@ async def open_roots(ls: ForgeLanguageServer, folders: list[tuple[str, Path]]) -
         log.info("serving %s", path)
 
 
-def close_root(ls: ForgeLanguageServer, root: RootState) -> None:
+def close_root(ls: SessionHost, root: RootState) -> None:
     """Stop watching `root`, cancel its indexing and close its index (on the worker)."""
     ls.roots.remove(root.path)
     root.closed = True
@@ -108,7 +135,7 @@ def close_root(ls: ForgeLanguageServer, root: RootState) -> None:
     log.info("stopped serving %s", root.path)
 
 
-def start_changes(ls: ForgeLanguageServer, root: RootState) -> None:
+def start_changes(ls: SessionHost, root: RootState) -> None:
     """The change batcher (always) and the filesystem watcher (if `watch` is on)."""
     root.filter = PathFilter(lambda: _load_rules(root))
     root.batcher = ChangeBatcher(
@@ -121,7 +148,7 @@ def start_changes(ls: ForgeLanguageServer, root: RootState) -> None:
         start_watcher(ls, root)
 
 
-def start_watcher(ls: ForgeLanguageServer, root: RootState) -> None:
+def start_watcher(ls: SessionHost, root: RootState) -> None:
     assert root.batcher is not None and root.filter is not None
     watcher = WorkspaceWatcher(
         root.path,
@@ -161,7 +188,7 @@ def _load_rules(root: RootState) -> Any:
     return IgnoreRules.load(root.path, root.settings)
 
 
-def on_batch(ls: ForgeLanguageServer, root: RootState, batch: ChangeBatch) -> None:
+def on_batch(ls: SessionHost, root: RootState, batch: ChangeBatch) -> None:
     """A debounced batch of changes: reindex those paths, or rescan the root."""
     if root.closed:
         return
@@ -171,7 +198,7 @@ def on_batch(ls: ForgeLanguageServer, root: RootState, batch: ChangeBatch) -> No
         ls.worker.submit("paths", root, set(batch.paths))
 
 
-def note_change(ls: ForgeLanguageServer, uri: str, *, settled: bool) -> bool:
+def note_change(ls: SessionHost, uri: str, *, settled: bool) -> bool:
     """Queue a changed file by URI (didSave, didChangeWatchedFiles); False if no root has it."""
     found = ls.roots.for_uri(uri)
     if found is None:
@@ -187,7 +214,7 @@ def note_change(ls: ForgeLanguageServer, uri: str, *, settled: bool) -> bool:
     return True
 
 
-async def reconfigure(ls: ForgeLanguageServer) -> None:
+async def reconfigure(ls: SessionHost) -> None:
     """Re-read the settings of every root and apply what changed."""
     roots = ls.roots.all()
     pulled = await pull_configuration(ls, [r.uri for r in roots])
@@ -195,7 +222,7 @@ async def reconfigure(ls: ForgeLanguageServer) -> None:
         apply_settings(ls, root, settings_for(ls, root.path, config))
 
 
-def apply_settings(ls: ForgeLanguageServer, root: RootState, new: Settings) -> None:
+def apply_settings(ls: SessionHost, root: RootState, new: Settings) -> None:
     old = root.settings
     changed = {k for k in Settings.model_fields if getattr(old, k) != getattr(new, k)}
     if not changed:

@@ -58,10 +58,10 @@ def setup_tracing(exporter: str | None) -> bool:
             SimpleSpanProcessor,
         )
 
-        from server import __version__
+        from server.version import version
 
         provider = TracerProvider(
-            resource=Resource.create({"service.name": SERVICE_NAME, "service.version": __version__})
+            resource=Resource.create({"service.name": SERVICE_NAME, "service.version": version()})
         )
         if exporter == "otlp":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -77,7 +77,7 @@ def setup_tracing(exporter: str | None) -> bool:
             provider.add_span_processor(SimpleSpanProcessor(console))
             where = "the log"
         _provider = provider
-        _tracer = provider.get_tracer("forge_indexer", __version__)
+        _tracer = provider.get_tracer("forge_indexer", version())
     log.info("OpenTelemetry tracing on: %s spans to %s", exporter, where)
     return True
 

@@ -17,9 +17,12 @@ from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
-from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.conftest import FIXTURES, REPO
+
+#: The real server over stdio, as an editor starts it (it may hand over to the shared daemon).
+SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "server"])
 
 
 def system_nvim() -> str | None:
@@ -211,3 +214,23 @@ def save(client: LanguageClient, path: Path) -> None:
             text_document=types.TextDocumentIdentifier(uri=path.as_uri())
         )
     )
+
+
+async def start(
+    ws: Path, roots: tuple[str, ...], editor: str = "visual_studio_code",
+    config: ClientServerConfig = SERVER,
+) -> LanguageClient:
+    """A server started with `config` and initialized as `editor` on `roots` of `ws`."""
+    lsp = await config.start()
+    assert isinstance(lsp, LanguageClient)
+    accept_registrations(lsp)
+    await lsp.initialize_session(init_params(ws, editor, roots=roots))
+    return lsp
+
+
+async def stop(lsp: LanguageClient) -> None:
+    """Shut the session down (30 s at most), then stop the server process."""
+    try:
+        await asyncio.wait_for(lsp.shutdown_session(), 30)
+    finally:
+        await lsp.stop()

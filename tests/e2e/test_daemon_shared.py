@@ -19,24 +19,16 @@ from pathlib import Path
 
 import pytest
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
 from server.auth.proof import b64
 from server.daemon.client import find_daemon
 from tests.conftest import FIXTURES
 from tests.e2e.daemon_helpers import cli, daemon_paths, env, running_daemon, wait_for
-from tests.e2e.helpers import accept_registrations, call, init_params, names, search, wait_indexed
+from tests.e2e.helpers import call, names, search, start, stop, wait_indexed
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("server_env")]
 async_test = pytest.mark.asyncio(loop_scope="function")
-
-SHARED = ClientServerConfig(server_command=[sys.executable, "-m", "server"])
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
-    monkeypatch.setenv("FORGE_INDEXER_STATE_DIR", str(tmp_path / "state"))
 
 
 def polyglot(tmp_path: Path) -> Path:
@@ -46,19 +38,11 @@ def polyglot(tmp_path: Path) -> Path:
 
 
 async def editor(ws: Path, name: str = "visual_studio_code") -> LanguageClient:
-    lsp = await SHARED.start()
-    assert isinstance(lsp, LanguageClient)
-    accept_registrations(lsp)
-    params = init_params(ws.parent, name, roots=(ws.name,))
-    await lsp.initialize_session(params)
-    return lsp
+    """An editor's server on the folder `ws` (it hands over to the shared daemon)."""
+    return await start(ws.parent, (ws.name,), name)
 
 
-async def close(lsp: LanguageClient) -> None:
-    try:
-        await asyncio.wait_for(lsp.shutdown_session(), 30)
-    finally:
-        await lsp.stop()
+close = stop
 
 
 def require_keyring() -> None:

@@ -13,26 +13,23 @@ import pytest
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from tests.e2e.helpers import (
-    REPO,
     accept_registrations,
     call,
     copy_workspace,
     init_params,
+    stop,
     wait_indexed,
 )
-from tests.e2e.test_lsp_robustness import stop
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="function")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.asyncio(loop_scope="function"),
+    pytest.mark.usefixtures("server_env"),
+]
 
 #: The editor's own server process (as with `sharedDaemon` off or without a keyring).
 IN_PROCESS = ClientServerConfig(server_command=[sys.executable, "-m", "server", "--no-daemon"])
 OFF = {"forgeIndexer": {"indexOnStartup": False}}
-
-
-@pytest.fixture(autouse=True)
-def _server_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
-    monkeypatch.setenv("FORGE_INDEXER_STATE_DIR", str(tmp_path / "state"))
 
 
 async def _start(ws: Path, options: dict[str, object] | None) -> LanguageClient:

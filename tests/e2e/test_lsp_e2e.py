@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,10 @@ from typing import Any
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
 from tests.e2e.helpers import (
-    REPO,
+    SERVER,
     accept_registrations,
     call,
     command,
@@ -36,23 +35,15 @@ from tests.e2e.helpers import (
     wait_indexed,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
-
-SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "server"])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _server_env(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """The servers inherit this: importable `server`, and a state dir private to the module."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", str(REPO))
-        mp.setenv("FORGE_INDEXER_STATE_DIR", str(tmp_path_factory.mktemp("lsp-state")))
-        yield
-
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.usefixtures("module_server_env"),
+]
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_workspace(tmp_path_factory.mktemp("e2e"))
+def ws(module_ws: Path) -> Path:
+    return module_ws
 
 
 @pytest_lsp.fixture(config=SERVER, scope="module")

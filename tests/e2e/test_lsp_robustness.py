@@ -21,46 +21,26 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from tests.e2e.helpers import (
-    REPO,
-    accept_registrations,
     call,
     copy_workspace,
-    init_params,
     names,
     raw_request,
     raw_request_without_params,
     rpc_error,
     search,
+    start,
+    stop,
     wait_indexed,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="function")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.asyncio(loop_scope="function"),
+    pytest.mark.usefixtures("server_env"),
+]
 
-SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "server"])
 #: An editor's own server process, as without a keyring or with `sharedDaemon` off.
 IN_PROCESS = ClientServerConfig(server_command=[sys.executable, "-m", "server", "--no-daemon"])
-
-
-@pytest.fixture(autouse=True)
-def _server_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
-    monkeypatch.setenv("FORGE_INDEXER_STATE_DIR", str(tmp_path / "state"))
-
-
-async def start(ws: Path, roots: tuple[str, ...], editor: str = "visual_studio_code",
-                config: ClientServerConfig = SERVER) -> LanguageClient:
-    lsp = await config.start()
-    assert isinstance(lsp, LanguageClient)
-    accept_registrations(lsp)
-    await lsp.initialize_session(init_params(ws, editor, roots=roots))
-    return lsp
-
-
-async def stop(lsp: LanguageClient) -> None:
-    try:
-        await asyncio.wait_for(lsp.shutdown_session(), 30)
-    finally:
-        await lsp.stop()
 
 
 @pytest_asyncio.fixture

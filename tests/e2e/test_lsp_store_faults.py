@@ -10,22 +10,20 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
 from indexer.settings import Settings
 from tests.conftest import FIXTURES
-from tests.e2e.helpers import REPO, accept_registrations, call, search, wait_indexed
+from tests.e2e.helpers import REPO, SERVER, accept_registrations, call, search, wait_indexed
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="function")]
 
-SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "server"])
 COPIES = 16  # > 1,000 chunks: Chroma writes its HNSW files
 
 

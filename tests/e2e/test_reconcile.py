@@ -7,39 +7,30 @@ The real server (`python -m server`) over stdio, the real model, Chroma and SQLi
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
 import pytest_lsp
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
 from tests.e2e.helpers import (
-    REPO,
+    SERVER,
     accept_registrations,
-    copy_workspace,
     eventually,
     init_params,
     search,
     wait_indexed,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
-
-SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "server"])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _server_env(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", str(REPO))
-        mp.setenv("FORGE_INDEXER_STATE_DIR", str(tmp_path_factory.mktemp("reconcile-state")))
-        yield
-
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.usefixtures("module_server_env"),
+]
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_workspace(tmp_path_factory.mktemp("reconcile"))
+def ws(module_ws: Path) -> Path:
+    return module_ws
 
 
 @pytest_lsp.fixture(config=SERVER, scope="module")
