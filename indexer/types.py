@@ -7,7 +7,7 @@ store). Line numbers are 1-based and inclusive everywhere in this package.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, TypedDict
 
 SymbolKind = Literal[
     "function", "method", "class", "interface", "struct", "enum", "trait", "impl",
@@ -129,6 +129,35 @@ class SymbolMatch:
     end_line: int
     start_col: int
     score: float
+
+
+class WorkspaceStatus(TypedDict, total=False):
+    """`status()` of a workspace, snake_case throughout; the CLI prints it as it is
+    (`status --json`). A daemon sends it camelCase (`forge/status`, named in
+    `server.queries.root_status`); `server.daemon.remote.status_from_wire` reads it back."""
+
+    root: str
+    files: int | None
+    chunks: int | None
+    symbols: int | None
+    vectors: int | None
+    model: str | None
+    dim: int | None
+    state_dir: str | None
+    last_indexed: str | None
+    indexing: bool
+    progress: dict[str, int] | None
+    coverage: float | None
+    semantic_coverage: float | None
+    last_error: str | None
+    health: dict[str, Any] | None
+    remote: dict[str, Any]
+    #: Through a daemon only: the root's state there, the daemon's pid, whether it paused indexing.
+    state: str | None
+    daemon_pid: int
+    paused: bool
+    #: `status --rev`: "<ref> <commit>" of the last `index --rev`.
+    revision: str | None
 
 
 @dataclass(slots=True)

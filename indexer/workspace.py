@@ -40,12 +40,19 @@ from indexer.errors import (
 from indexer.health import Health, is_corruption
 from indexer.locations import workspaces_dir
 from indexer.pipeline import IndexContext, config_hash, embed_pending, run_index
-from indexer.protocols import Embedder
+from indexer.protocols import Cancellable, Embedder
 from indexer.remote_store import RemoteSpec
 from indexer.settings import Settings, default_state_root, load_settings
 from indexer.store import IndexStore
 from indexer.symbols import SymbolIndex
-from indexer.types import ContextResult, IndexSummary, Progress, SearchHit, SymbolMatch
+from indexer.types import (
+    ContextResult,
+    IndexSummary,
+    Progress,
+    SearchHit,
+    SymbolMatch,
+    WorkspaceStatus,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -369,7 +376,7 @@ class Workspace:
         paths: Iterable[str] | None = None,
         *,
         on_progress: Callable[[Progress], None] | None = None,
-        cancel: CancelToken | None = None,
+        cancel: Cancellable | None = None,
         embed: bool = True,
     ) -> IndexSummary:
         """Bring the index up to date. `paths` (relative or absolute) limits the work to
@@ -425,7 +432,7 @@ class Workspace:
         *,
         budget_s: float | None = None,
         on_progress: Callable[[Progress], None] | None = None,
-        cancel: CancelToken | None = None,
+        cancel: Cancellable | None = None,
         summary: IndexSummary | None = None,
     ) -> int:
         """Embed chunks stored without a vector (for up to `budget_s`); returns texts still waiting.
@@ -520,7 +527,7 @@ class Workspace:
         limit: int | None = None,
         languages: list[str] | None = None,
         paths: list[str] | None = None,
-        cancel: CancelToken | None = None,
+        cancel: Cancellable | None = None,
         mode: str = "hybrid",
         min_score: float = 0.0,
     ) -> list[SearchHit]:
@@ -539,7 +546,7 @@ class Workspace:
         path: str | None = None,
         line: int | None = None,
         budget: int | None = None,
-        cancel: CancelToken | None = None,
+        cancel: Cancellable | None = None,
     ) -> ContextResult:
         """Snippets relevant to `query` or to the code at `path`:`line` (1-based), packed to `budget` tokens."""
         rel = path
@@ -563,7 +570,7 @@ class Workspace:
 
         return self._guarded(run)
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> WorkspaceStatus:
         """files, chunks, vectors, model, state_dir, last_indexed, indexing, last_error.
 
         Cheap enough to poll: it never loads the model or opens the index, and asks

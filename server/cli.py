@@ -14,21 +14,26 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from indexer.errors import ForgeError, NotIndexed
 from indexer.limits import MAX_RESULTS, MIN_BUDGET, SEARCH_MODES
 from indexer.settings import load_settings
-from indexer.types import Progress
+from indexer.types import Progress, SearchHit
 from server.cli_common import JsonOpt, StateDir, WorkspaceOpt, cli_settings, fail
 from server.cli_daemon import _stop_daemon, daemon_app, token_app
 from server.cli_doctor import doctor
 from server.cli_explain import explain
 from server.cli_indexes import forget, list_indexes
-from server.cli_output import print_context, print_search, print_status, public_hit
+from server.cli_output import context_json, print_context, print_search, print_status, public_hit
 from server.cli_remote import remote_app
+
+if TYPE_CHECKING:
+    from indexer.settings import Settings
+    from indexer.workspace import Workspace
+    from server.daemon.remote import RemoteWorkspace
 
 app = typer.Typer(
     name="forge-indexer",
@@ -64,11 +69,13 @@ RevOpt = Annotated[str | None, typer.Option(
 
 
 def _open(path: Path, state_dir: Path | None, *, daemon: bool = True, progress: bool = False,
-          rev: str | None = None, create: bool = True) -> Any:
-    """The workspace's daemon if one runs (a `RemoteWorkspace`), else the index in-process.
+          rev: str | None = None, create: bool = True, for_status: bool = False) -> RemoteWorkspace | Workspace:
+    """The workspace's daemon if one runs (a `RemoteWorkspace`), else the index in-process:
+    both are `WorkspaceLike`s, so `search`, `context` and `status` print the same way from either.
 
     `create=False` (the read-only commands): a folder never indexed gets `NotIndexed`, and
-    nothing is created on disk for it."""
+    nothing is created on disk for it. `for_status`: an index in-process is opened, since its
+    vector count needs Chroma, which needs the model's dimension (a daemon has it open)."""
     root = path.expanduser().resolve()
     settings = cli_settings(root, state_dir)
     if daemon and rev is None:
@@ -77,21 +84,21 @@ def _open(path: Path, state_dir: Path | None, *, daemon: bool = True, progress: 
         remote = connect(root, settings, progress=progress)
         if remote is not None:
             return remote
+    return _open_local(root, settings, rev=rev, create=create, for_status=for_status)
+
+
+def _open_local(root: Path, settings: Settings, *, rev: str | None, create: bool, for_status: bool) -> Workspace:
     from indexer.workspace import Workspace
     from server.auth.remote_secrets import lookup
 
-    return Workspace(root, settings, secrets=lookup(settings), rev=rev, create=create)
-
-
-def _is_remote(ws: Any) -> bool:
-    from server.daemon.remote import RemoteWorkspace
-
-    return isinstance(ws, RemoteWorkspace)
-
-
-def _hit_json(h: Any) -> dict[str, Any]:
-    return {"path": h.path, "start_line": h.start_line, "end_line": h.end_line, "score": h.score,
-            "symbol": h.symbol, "language": h.language, "preview": h.preview}
+    ws = Workspace(root, settings, secrets=lookup(settings), rev=rev, create=create)
+    if for_status and (ws.state_dir / "index.sqlite").is_file():
+        try:
+            ws.open_store()
+        except BaseException:
+            ws.close()
+            raise
+    return ws
 
 
 @app.command()
@@ -118,7 +125,9 @@ def index(
         ws = _open(path, state_dir, daemon=not rebuild, progress=True, rev=rev)
     except ForgeError as exc:
         raise fail(str(exc)) from None
-    if _is_remote(ws):
+    from server.daemon.remote import RemoteWorkspace
+
+    if isinstance(ws, RemoteWorkspace):  # the daemon indexes; its progress is not ours to draw
         _index_remote(ws, json_out)
         return
     with ws:
@@ -163,7 +172,7 @@ def index(
         typer.echo(f"{len(summary.errors)} files failed (see --json for reasons)", err=True)
 
 
-def _index_remote(ws: Any, json_out: bool) -> None:
+def _index_remote(ws: RemoteWorkspace, json_out: bool) -> None:
     """`index` through the daemon: it reindexes, this process shows its progress."""
     import time
 
@@ -226,9 +235,8 @@ def search(
     try:
         with _open(workspace, state_dir, rev=rev, create=False) as ws:
 
-            def run(q: str) -> list[dict[str, Any]]:
-                found = ws.search(q, limit=k, languages=lang, paths=path_glob, mode=mode, min_score=min_score)
-                return found if _is_remote(ws) else [_hit_json(h) for h in found]
+            def run(q: str) -> list[SearchHit]:
+                return ws.search(q, limit=k, languages=lang, paths=path_glob, mode=mode, min_score=min_score)
 
             if queries is not None:
                 try:
@@ -264,14 +272,7 @@ def context(
     try:
         rel = workspace_file(root, file) if file is not None else None
         with _open(workspace, state_dir, create=False) as ws:
-            if _is_remote(ws):
-                data = ws.context(query, path=rel, line=line, budget=budget)
-            else:
-                result = ws.context(query, path=rel, line=line, budget=budget)
-                data = {"budget": result.budget, "tokens_used": result.tokens_used, "snippets": [
-                    {"path": s.path, "start_line": s.start_line, "end_line": s.end_line,
-                     "score": s.score, "tokens": s.tokens, "text": s.text} for s in result.snippets],
-                    "file_indexed": result.file_indexed}
+            data = context_json(ws.context(query, path=rel, line=line, budget=budget))
         if rel is not None:
             check_context_file(root, rel, data)
         data.pop("file_indexed", None)
@@ -285,13 +286,16 @@ def status(workspace: WorkspaceOpt = Path("."), json_out: JsonOpt = False, state
            rev: RevOpt = None) -> None:
     """Show what is indexed for a workspace."""
     try:
-        with _open(workspace, state_dir, rev=rev, create=False) as ws:
-            if not _is_remote(ws) and (ws.state_dir / "index.sqlite").is_file():
-                ws.open_store()  # the vector count needs Chroma, which needs the model's dimension
-            data = ws.status()
-            if rev is not None:  # "<ref> <commit>" of the last `index --rev`
-                indexed = (ws.state_dir / "index.sqlite").is_file()
-                data["revision"] = ws.store.sql.get_meta("git_revision") if indexed else None
+        if rev is not None:  # never through the daemon
+            root = workspace.expanduser().resolve()
+            with _open_local(root, cli_settings(root, state_dir), rev=rev, create=False, for_status=True) as local:
+                data = local.status()
+                # "<ref> <commit>" of the last `index --rev`
+                indexed = (local.state_dir / "index.sqlite").is_file()
+                data["revision"] = local.store.sql.get_meta("git_revision") if indexed else None
+        else:
+            with _open(workspace, state_dir, create=False, for_status=True) as ws:
+                data = ws.status()
     except NotIndexed as exc:  # a question with an answer: exit status 0
         root = workspace.expanduser().resolve()
         if json_out:

@@ -168,7 +168,8 @@ def answer(argv: Sequence[str]) -> int:
                                  mode=args.mode, min_score=args.min_score)
                 cli_output.print_search(args.query, hits, as_json=args.json_out, root=root)
             elif args.command == "context":
-                data = ws.context(args.query, path=rel, line=args.line, budget=args.budget)
+                data = cli_output.context_json(ws.context(args.query, path=rel, line=args.line,
+                                                          budget=args.budget))
                 if rel is not None:
                     check_context_file(root, rel, data)
                 data.pop("file_indexed", None)

@@ -2,8 +2,9 @@
 
 The full CLI (`server.cli`) and the daemon client that answers without it
 (`server.cli_fast`) print through these functions, so a result looks the same whichever
-path served it. Standard library only at import: the fast path must not import the CLI
-framework. Search results are styled with rich only when stdout is a terminal that takes
+path served it, from the same typed results (`indexer.types`) whichever workspace answered
+(in-process or the daemon's). Standard library and `indexer.types` only at import: the fast
+path must not import the CLI framework. Search results are styled with rich only when stdout is a terminal that takes
 colour (not `NO_COLOR`, not `TERM=dumb`); rich is imported then and only then (about
 40 ms), and the text is the same either way, only the colours differ.
 """
@@ -17,6 +18,8 @@ import shutil
 import sys
 from pathlib import Path
 from typing import Any
+
+from indexer.types import ContextResult, SearchHit, WorkspaceStatus
 
 #: Lines of code shown under each search hit: its first line and the best-matching ones.
 PREVIEW_LINES = 3
@@ -38,7 +41,7 @@ def error_line(message: str) -> None:
     _err(f"error: {message}")
 
 
-def print_search(query: str | None, hits: list[dict[str, Any]], *, as_json: bool,
+def print_search(query: str | None, hits: list[SearchHit], *, as_json: bool,
                  root: Path | None = None) -> None:
     """Each hit as `score  path:line  symbol  (start-end)` with a short preview of its code
     under it; `path:line` is relative to the current folder when the hit is under it, else
@@ -52,13 +55,13 @@ def print_search(query: str | None, hits: list[dict[str, Any]], *, as_json: bool
     width = shutil.get_terminal_size((100, 24)).columns
     lines: list[Line] = []
     for h in hits:
-        where = f"{display_path(h['path'], root)}:{h['start_line']}"
-        head: Line = [(f"{h['score']:.3f}", "dim"), ("  ", ""), (where, "bold cyan")]
-        if h.get("symbol"):
-            head += [("  ", ""), (str(h["symbol"]), "yellow")]
-        head.append((f"  ({h['start_line']}-{h['end_line']})", "dim"))
+        where = f"{display_path(h.path, root)}:{h.start_line}"
+        head: Line = [(f"{h.score:.3f}", "dim"), ("  ", ""), (where, "bold cyan")]
+        if h.symbol:
+            head += [("  ", ""), (str(h.symbol), "yellow")]
+        head.append((f"  ({h.start_line}-{h.end_line})", "dim"))
         lines.append(head)
-        shown = preview_lines(str(h.get("preview") or ""), int(h["start_line"]), query)
+        shown = preview_lines(str(h.preview or ""), int(h.start_line), query)
         gutter = max((len(str(n)) for n, _ in shown), default=1)
         bar, more = ("│", "…") if _can_write("│…") else ("|", "...")
         for n, text in shown:
@@ -67,9 +70,10 @@ def print_search(query: str | None, hits: list[dict[str, Any]], *, as_json: bool
     _write_lines(lines)
 
 
-def public_hit(h: dict[str, Any]) -> dict[str, Any]:
-    """A hit as `--json` prints it: everything but the chunk's text."""
-    return {k: v for k, v in h.items() if k != "preview"}
+def public_hit(h: SearchHit) -> dict[str, Any]:
+    """A hit as `--json` prints it: where it is and how it scored, not the chunk's text."""
+    return {"path": h.path, "start_line": h.start_line, "end_line": h.end_line, "score": h.score,
+            "symbol": h.symbol, "language": h.language}
 
 
 def display_path(path: str, root: Path | None) -> str:
@@ -139,7 +143,17 @@ def _write_lines(lines: list[Line]) -> None:
         console.print(Text.assemble(*[(text, style) if style else text for text, style in line]))
 
 
+def context_json(result: ContextResult) -> dict[str, Any]:
+    """A context answer as `--json` prints it (with `file_indexed`, which
+    `server.cli_paths.check_context_file` takes out)."""
+    return {"budget": result.budget, "tokens_used": result.tokens_used, "snippets": [
+        {"path": s.path, "start_line": s.start_line, "end_line": s.end_line, "score": s.score,
+         "tokens": s.tokens, "text": s.text} for s in result.snippets],
+        "file_indexed": result.file_indexed}
+
+
 def print_context(query: str | None, data: dict[str, Any], *, as_json: bool) -> None:
+    """`data` is `context_json`'s, checked by `check_context_file` when a file was asked about."""
     if as_json:
         _out(json.dumps({"query": query, **data}, indent=2))
         return
@@ -149,7 +163,7 @@ def print_context(query: str | None, data: dict[str, Any], *, as_json: bool) -> 
     _err(f"--- {data['tokens_used']}/{data['budget']} tokens")
 
 
-def print_status(data: dict[str, Any], *, as_json: bool) -> None:
+def print_status(data: WorkspaceStatus, *, as_json: bool) -> None:
     if as_json:
         _out(json.dumps(data, indent=2))
         return

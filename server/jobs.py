@@ -556,9 +556,7 @@ class IndexWorker:
 
         try:
             if title != "Indexing":
-                reload_rules = getattr(ws, "reload_rules", None)  # .gitignore may have changed
-                if reload_rules is not None:
-                    reload_rules()
+                ws.reload_rules()  # .gitignore may have changed
             root.run_summary = ws.index(on_progress=tick, cancel=cancel, embed=False)
         except Cancelled:
             self._cancelled(root)

@@ -18,7 +18,7 @@ from lsprotocol import types
 
 from indexer import metrics
 from indexer.errors import Cancelled, ForgeError, IndexNotReady
-from indexer.types import SearchHit, Snippet
+from indexer.types import SearchHit, Snippet, WorkspaceStatus
 from server import convert, tracing
 from server.params import ContextParams, SearchParams
 from server.roots import RootState, coverage_of
@@ -249,7 +249,7 @@ def status(roots: list[RootState]) -> dict[str, Any]:
 
 
 def root_status(root: RootState) -> dict[str, Any]:
-    info: dict[str, Any] = {}
+    info: WorkspaceStatus = {}
     ws = root.workspace
     if ws is not None:
         try:

@@ -1,8 +1,11 @@
 """The CLI's commands answered by a running daemon (no model load, no index open here).
 
 `connect(workspace, settings)` returns a `RemoteWorkspace` when the workspace's daemon
-runs, else None (the CLI then works in-process). Results are turned back into the CLI's
-own shapes: paths relative to the workspace and 1-based inclusive lines.
+runs, else None (the CLI then works in-process). It is an `indexer.workspace_api.WorkspaceLike`:
+results come back as the same `indexer.types` values the in-process workspace returns,
+with paths relative to the workspace and 1-based inclusive lines. The wire JSON is read
+in the `*_from_wire` functions below, the inverse of `server.convert` and
+`server.queries.root_status` (which need lsprotocol, so the fast path cannot share them).
 """
 
 from __future__ import annotations
@@ -10,12 +13,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from indexer.errors import ForgeError, IndexNotReady, InvalidQuery
+from indexer.types import ContextResult, SearchHit, Snippet, WorkspaceStatus
 from server.daemon.client import DaemonClient, DaemonRequestError, Endpoint, find_daemon
 from server.daemon.paths import RuntimeDirUnsafe, paths_for
 from server.uris import path_to_uri, uri_to_path
+
+if TYPE_CHECKING:
+    from indexer.protocols import Cancellable
 
 
 class ClientSettings(Protocol):
@@ -89,6 +96,34 @@ def _lines(r: dict[str, Any]) -> tuple[int, int]:
     return rng["start"]["line"] + 1, rng["end"]["line"] + 1
 
 
+def hit_from_wire(r: dict[str, Any], path: str) -> SearchHit:
+    """One `forge/search` result (`server.convert.search_result`) as a `SearchHit` at `path`."""
+    start, end = _lines(r)
+    return SearchHit(path=path, start_line=start, end_line=end, score=r["score"], symbol=r.get("symbol"),
+                     language=r["language"], kind=r.get("kind"), chunk_id="", preview=r["preview"])
+
+
+def snippet_from_wire(s: dict[str, Any], path: str) -> Snippet:
+    """One `forge/context` snippet (`server.convert.snippet`) as a `Snippet` at `path`."""
+    start, end = _lines(s)
+    return Snippet(path=path, start_line=start, end_line=end, text=s["text"], score=s["score"],
+                   tokens=s["tokens"])
+
+
+def status_from_wire(r: dict[str, Any], result: dict[str, Any], root: Path, pid: int) -> WorkspaceStatus:
+    """One root of `forge/status` (`server.queries.root_status`, camelCase) back in the
+    workspace's own snake_case names, with the daemon's pid and pause."""
+    return {
+        "root": r.get("path", str(root)), "files": r.get("files"), "chunks": r.get("chunks"),
+        "symbols": r.get("symbols"), "vectors": r.get("vectors"), "model": r.get("model"),
+        "state_dir": r.get("stateDir"), "last_indexed": r.get("lastIndexed"),
+        "last_error": r.get("lastError"), "state": r.get("state"),
+        "coverage": r.get("coverage"), "semantic_coverage": r.get("semanticCoverage"),
+        "health": r.get("health"), "remote": r.get("remote") or {}, "daemon_pid": pid,
+        "paused": bool(result.get("indexingPaused")),
+    }
+
+
 class RemoteWorkspace:
     """One workspace, through its daemon."""
 
@@ -106,7 +141,7 @@ class RemoteWorkspace:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.client.close()
+        self.close()
 
     def _call(self, method: str, params: Any, **kw: Any) -> Any:
         try:
@@ -135,22 +170,20 @@ class RemoteWorkspace:
             if not self._open:
                 time.sleep(0.1)
 
-    def search(self, query: str, *, limit: int, languages: list[str] | None, paths: list[str] | None,
-               mode: str, min_score: float) -> list[dict[str, Any]]:
+    def search(self, query: str, *, limit: int | None = None, languages: list[str] | None = None,
+               paths: list[str] | None = None, cancel: Cancellable | None = None, mode: str = "hybrid",
+               min_score: float = 0.0) -> list[SearchHit]:
+        """`forge/search` in the daemon (`cancel` is not sent: the CLI's request runs to its end)."""
         self.wait_open()
         result = self._call("forge/search", {
             "query": query, "limit": limit, "languages": languages, "paths": paths, "mode": mode,
             "minScore": min_score or None,
         })
-        hits = []
-        for r in result.get("results", []):
-            start, end = _lines(r)
-            hits.append({"path": self._rel(r["uri"]), "start_line": start, "end_line": end,
-                         "score": r["score"], "symbol": r.get("symbol"), "language": r.get("language"),
-                         "preview": r.get("preview")})
-        return hits
+        return [hit_from_wire(r, self._rel(r["uri"])) for r in result.get("results", [])]
 
-    def context(self, query: str | None, *, path: str | None, line: int | None, budget: int) -> dict[str, Any]:
+    def context(self, query: str | None = None, *, path: str | None = None, line: int | None = None,
+                budget: int | None = None, cancel: Cancellable | None = None) -> ContextResult:
+        """`forge/context` in the daemon (`budget` None: the daemon's contextBudget)."""
         params: dict[str, Any] = {"query": query, "budgetTokens": budget}
         if path:
             params["textDocument"] = {"uri": path_to_uri(self.root / path)}
@@ -158,27 +191,17 @@ class RemoteWorkspace:
                 params["position"] = {"line": line - 1, "character": 0}
         self.wait_open()
         result = self._call("forge/context", params)
-        snippets = []
-        for s in result.get("snippets", []):
-            start, end = _lines(s)
-            snippets.append({"path": self._rel(s["uri"]), "start_line": start, "end_line": end,
-                             "score": s["score"], "tokens": s["tokens"], "text": s["text"]})
-        return {"tokens_used": result.get("tokensUsed", 0), "budget": result.get("budgetTokens", budget),
-                "snippets": snippets, "file_indexed": result.get("fileIndexed")}
+        snippets = tuple(snippet_from_wire(s, self._rel(s["uri"])) for s in result.get("snippets", []))
+        return ContextResult(snippets=snippets, tokens_used=result.get("tokensUsed", 0),
+                             budget=result.get("budgetTokens", budget), file_indexed=result.get("fileIndexed"))
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> WorkspaceStatus:
         result = self._call("forge/status", {})
         mine = [r for r in result.get("roots", []) if Path(r.get("path", "")) == self.root]
-        r = mine[0] if mine else {}
-        return {
-            "root": r.get("path", str(self.root)), "files": r.get("files"), "chunks": r.get("chunks"),
-            "symbols": r.get("symbols"), "vectors": r.get("vectors"), "model": r.get("model"),
-            "state_dir": r.get("stateDir"), "last_indexed": r.get("lastIndexed"),
-            "last_error": r.get("lastError"), "state": r.get("state"),
-            "coverage": r.get("coverage"), "semantic_coverage": r.get("semanticCoverage"),
-            "health": r.get("health"), "remote": r.get("remote") or {}, "daemon_pid": self.pid,
-            "paused": bool(result.get("indexingPaused")),
-        }
+        return status_from_wire(mine[0] if mine else {}, result, self.root, self.pid)
+
+    def close(self) -> None:
+        self.client.close()
 
     def pause(self) -> dict[str, Any]:
         """Hold the daemon's background indexing (`forge/pause`)."""

@@ -21,11 +21,22 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from indexer.errors import Cancelled, IndexLocked, IndexNotReady, InvalidQuery, ModelNotFound
 from indexer.settings import Settings
-from indexer.types import ContextResult, IndexSummary, Progress, SearchHit, Snippet, SymbolMatch
+from indexer.types import (
+    ContextResult,
+    IndexSummary,
+    Progress,
+    SearchHit,
+    Snippet,
+    SymbolMatch,
+    WorkspaceStatus,
+)
+
+if TYPE_CHECKING:
+    from indexer.protocols import Cancellable
 
 DEF = re.compile(
     r"^\s*(?:export\s+)?(?:pub\s+)?(?:async\s+)?(?:def|function|func|fn|class|struct)\s+([A-Za-z_]\w*)",
@@ -53,7 +64,8 @@ def words(text: str) -> set[str]:
 
 
 class FakeWorkspace:
-    """Same surface as `indexer.Workspace`, in memory."""
+    """Same surface as `indexer.Workspace` (`indexer.workspace_api.IndexingWorkspace`, held
+    to it by `tests/unit/test_workspace_api.py`), in memory."""
 
     def __init__(self, root: Path, settings: Settings | None = None) -> None:
         self.root = Path(root).resolve()
@@ -73,6 +85,8 @@ class FakeWorkspace:
         self.indexed_once = False
         self.closed = False
         self.index_calls: list[list[str] | None] = []
+        self.repair_in_background = False
+        self.on_damage: Callable[[str], None] | None = None
 
     def _knob(self, name: str, default: Any) -> Any:
         try:
@@ -127,7 +141,7 @@ class FakeWorkspace:
         paths: Iterable[str] | None = None,
         *,
         on_progress: Callable[[Progress], None] | None = None,
-        cancel: FakeCancelToken | None = None,
+        cancel: Cancellable | None = None,
         embed: bool = True,
     ) -> IndexSummary:
         delay = float(self._knob("index_delay", 0.01))
@@ -177,7 +191,7 @@ class FakeWorkspace:
         *,
         budget_s: float | None = None,
         on_progress: Callable[[Progress], None] | None = None,
-        cancel: FakeCancelToken | None = None,
+        cancel: Cancellable | None = None,
         summary: IndexSummary | None = None,
     ) -> int:
         """Nothing to embed: the fake's index has no vectors."""
@@ -196,9 +210,9 @@ class FakeWorkspace:
         limit: int | None = None,
         languages: list[str] | None = None,
         paths: list[str] | None = None,
-        cancel: FakeCancelToken | None = None,
-        min_score: float = 0.0,
+        cancel: Cancellable | None = None,
         mode: str = "hybrid",
+        min_score: float = 0.0,
     ) -> list[SearchHit]:
         if query.strip() == "!invalid":
             raise InvalidQuery("The query '!invalid' is not valid (fake).")
@@ -227,7 +241,7 @@ class FakeWorkspace:
         path: str | None = None,
         line: int | None = None,
         budget: int | None = None,
-        cancel: FakeCancelToken | None = None,
+        cancel: Cancellable | None = None,
     ) -> ContextResult:
         budget = budget or self.settings.context_budget
         if query is None and path is not None:
@@ -267,7 +281,17 @@ class FakeWorkspace:
         out.sort(key=lambda m: (-m.score, m.name))
         return out[:limit]
 
-    def status(self) -> dict[str, object]:
+    def stale_paths(self, seen: dict[str, tuple[int, int]] | None = None) -> list[str]:
+        """The fake is told of every change: nothing is stale."""
+        return []
+
+    def reload_rules(self) -> None:
+        """The fake has no ignore rules."""
+
+    def health(self) -> dict[str, object]:
+        return {"state": "ok", "events": []}
+
+    def status(self) -> WorkspaceStatus:
         with self._lock:
             return {
                 "root": str(self.root),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from indexer.types import SearchHit
 from server import cli_output
 from server.cli_output import clip, display_path, preview_lines, print_search
 
@@ -56,10 +57,10 @@ def test_clip() -> None:
     assert clip("y" * 30, 20, "...") == "y" * 17 + "..."
 
 
-HITS = [{"path": "src/dur.py", "start_line": 40, "end_line": 48, "score": 0.87654, "symbol": "parse_duration",
-         "language": "python", "preview": BODY},
-        {"path": "src/b.py", "start_line": 3, "end_line": 3, "score": 0.5, "symbol": None, "language": "python",
-         "preview": "x = 1"}]
+HITS = [SearchHit(path="src/dur.py", start_line=40, end_line=48, score=0.87654, symbol="parse_duration",
+                  language="python", kind="function", chunk_id="c1", preview=BODY),
+        SearchHit(path="src/b.py", start_line=3, end_line=3, score=0.5, symbol=None, language="python",
+                  kind=None, chunk_id="c2", preview="x = 1")]
 
 
 def test_plain_text_when_not_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

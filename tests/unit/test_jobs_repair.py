@@ -67,6 +67,9 @@ class StubWorkspace:
     def embed_pending(self, **kw: Any) -> int:
         return 0
 
+    def reload_rules(self) -> None:
+        pass
+
     def close(self) -> None:
         self.closed = True
 
