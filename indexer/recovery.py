@@ -285,22 +285,6 @@ def rebuild_sqlite(state_dir: Path, cause: str, want_hash: str, dim: int, health
     return sql
 
 
-def probe_samples(conn: sqlite3.Connection) -> list[tuple[str, bytes]]:
-    """A few (chunk id, vector) pairs Chroma should hold, for the probe."""
-    with contextlib.suppress(sqlite3.Error):
-        n = conn.execute("SELECT max(rowid) FROM chunks").fetchone()[0] or 0
-        out: list[tuple[str, bytes]] = []
-        for rowid in {1 + (n * k) // 5 for k in range(5)} if n else ():
-            row = conn.execute(
-                "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash "
-                "WHERE c.rowid >= ? LIMIT 1", (rowid,)
-            ).fetchone()
-            if row:
-                out.append((row[0], row[1]))
-        return out
-    return []
-
-
 def open_checked(state_dir: Path, dim: int, want_hash: str, remote: RemoteSpec | None = None) -> IndexStore:
     """Open (and if need be heal) the store of `state_dir`. See the module docstring.
 
@@ -361,7 +345,7 @@ def _open_local(state_dir: Path, sql: SqliteState, health: Health, damaged: dict
         bad = check.bad
         if bad is None and check.probe is not None:
             log.info("probing the vector store of %s: %s", state_dir, check.probe)
-            bad = probe_chroma(chroma, probe_samples(sql.conn))
+            bad = probe_chroma(chroma, sql.probe_samples())
             if bad is not None:
                 # The child could not open it for a reason that is not damage.
                 not_damage = translate(OSError(bad), state_dir) if is_disk_full(OSError(bad)) or (

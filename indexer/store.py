@@ -37,6 +37,7 @@ from indexer.errors import StoreBusy, StoreCorrupt, VectorStoreFailed
 from indexer.health import Health, chroma_fingerprint, is_corruption, is_disk_full, is_read_only
 from indexer.protocols import Vectors
 from indexer.remote_store import RemoteVectorStore
+from indexer.store_reads import IndexReads
 from indexer.types import Chunk, Symbol
 
 log = logging.getLogger(__name__)
@@ -99,9 +100,10 @@ def _is_transient(exc: sqlite3.Error) -> bool:
     )
 
 
-class SqliteState:
+class SqliteState(IndexReads):
     """The SQLite side. One connection per thread (SQLite objects are thread-bound);
-    every connection opened is remembered so `close()` closes them all."""
+    every connection opened is remembered so `close()` closes them all. The read queries
+    search, context and symbols use come from `indexer.store_reads.IndexReads`."""
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path

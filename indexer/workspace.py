@@ -44,6 +44,7 @@ from indexer.protocols import Embedder
 from indexer.remote_store import RemoteSpec
 from indexer.settings import Settings, default_state_root, load_settings
 from indexer.store import IndexStore
+from indexer.store_reads import read_counts
 from indexer.symbols import SymbolIndex
 from indexer.types import ContextResult, IndexSummary, Progress, SearchHit, SymbolMatch
 
@@ -101,22 +102,6 @@ def private_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         if path.stat().st_mode & 0o077:
             path.chmod(0o700)
-
-
-def read_counts(db_path: Path) -> tuple[dict[str, int] | None, str | None]:
-    """Counts and last-indexed time from an index database without opening it for writing."""
-    try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1)
-    except sqlite3.Error:
-        return None, None
-    try:
-        counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("files", "chunks", "symbols")}
-        row = conn.execute("SELECT value FROM meta WHERE key='last_indexed'").fetchone()
-        return counts, (row[0] if row else None)
-    except sqlite3.Error:
-        return None, None
-    finally:
-        conn.close()
 
 
 class Workspace:
