@@ -14,6 +14,9 @@ and heals what they find before anything can crash or mislead:
 Every repair is recorded in `health.json` (see `indexer.health`) and shown by `status`.
 Failures that are not damage (full disk, read-only or vanished state folder) become
 `DiskFull` / `StateDirUnavailable` with the cause and the one action that fixes it.
+Damage met while the store is in use is judged here too, for the workspace and the
+daemon alike: `assess` (what an error means), `damage_found` (record it, say so),
+`after_failure` and `final_error` (what a failed run does next, and what it reports).
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import os
 import shutil
 import sqlite3
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
 from indexer.errors import (
     DiskFull,
@@ -35,10 +39,13 @@ from indexer.errors import (
     StateDirVanished,
     StoreBusy,
     StoreCorrupt,
+    StoreRepairing,
+    VectorStoreFailed,
 )
 from indexer.health import (
     Health,
     check_chroma,
+    is_corruption,
     is_disk_full,
     is_read_only,
     probe_chroma,
@@ -382,3 +389,59 @@ def record_damage(state_dir: Path, kind: str, cause: str) -> None:
     health.note(f"{'index database' if kind == 'sqlite' else 'vector store'} damage found", cause)
     with contextlib.suppress(OSError):
         health.save(state_dir)
+
+
+# -- the one place damage met in use is judged ---------------------------------------------
+# The Workspace (reads) and the daemon's IndexWorker (runs) ask these instead of judging an
+# exception themselves, so what counts as damage and what is done about it is said once.
+
+DamageKind = Literal["sqlite", "chroma"]
+#: What a runner does after a failure: reopen to heal damage, re-create a deleted state
+#: folder, or give up and report.
+AfterFailure = Literal["repair", "recreate", "fail"]
+
+
+def assess(exc: sqlite3.DatabaseError | VectorStoreFailed, state_dir: Path) -> DamageKind | ForgeError | None:
+    """What a store error met in use means: damage of one kind (to heal), a failure that is
+    not damage (full disk, read-only or vanished folder: a `ForgeError` saying what to do),
+    or None (neither: the caller re-raises it)."""
+    if isinstance(exc, VectorStoreFailed):
+        return "chroma"
+    if is_corruption(exc):
+        return "sqlite"
+    return translate(exc, state_dir)
+
+
+def damage_found(state_dir: Path, root: Path, kind: DamageKind, exc: BaseException,
+                 notify: Callable[[str], None] | None = None) -> StoreRepairing:
+    """Damage found in use: remember it (the next open heals it), tell `notify`, and return
+    the error a reader gets meanwhile."""
+    cause = str(exc.__cause__ or exc).splitlines()[0][:300] if str(exc.__cause__ or exc) else type(exc).__name__
+    record_damage(state_dir, kind, cause)
+    what = "index database" if kind == "sqlite" else "vector store"
+    if notify is not None:
+        notify(f"the {what} of {root} is damaged ({cause})")
+    return StoreRepairing(
+        f"the {what} of {root} is damaged ({cause}); it is being rebuilt from what can "
+        "be saved: try again in a moment."
+    )
+
+
+def after_failure(exc: BaseException, repair_attempts: int, max_repairs: int, root_exists: bool) -> AfterFailure:
+    """What a run that failed with `exc` does next, after `repair_attempts` repairs."""
+    if isinstance(exc, StoreRepairing | StoreCorrupt) and repair_attempts < max_repairs:
+        return "repair"  # reopening runs the checks that heal it
+    if isinstance(exc, StateDirVanished) and repair_attempts < max_repairs and root_exists:
+        return "recreate"  # deleted under us: reopening re-creates it
+    return "fail"
+
+
+def final_error(exc: BaseException, root: Path, repair_attempts: int) -> BaseException:
+    """The error reported when a run gives up: damage that repairs did not heal says how
+    to rebuild from scratch; anything else is reported as it is."""
+    if isinstance(exc, StoreRepairing | StoreCorrupt):
+        return StoreCorrupt(
+            f"The index of {root} is still damaged after {repair_attempts} repairs "
+            f"({exc}). Run `forge-indexer index --rebuild {root}` to rebuild it from scratch."
+        )
+    return exc
