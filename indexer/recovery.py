@@ -28,7 +28,7 @@ import os
 import shutil
 import sqlite3
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -54,12 +54,12 @@ from indexer.health import (
 )
 from indexer.remote_store import RemoteSpec, RemoteVectorStore, open_remote
 from indexer.store import IndexStore, SqliteState, VectorStore
+from indexer.store_salvage import damaged_config_hash, open_damaged, readable_vectors
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "index.sqlite"
 _MB = 1024 * 1024
-_SALVAGE_WINDOW = 256
 
 
 # -- failures that are not damage ---------------------------------------------------------
@@ -209,46 +209,18 @@ def move_aside_sqlite(state_dir: Path) -> Path:
     return dest
 
 
-def _tolerant_rows(conn: sqlite3.Connection, sql_window: str) -> Iterator[tuple[str, bytes]]:
-    """Rows of a rowid table read window by window; windows on damaged pages are read row
-    by row, and rows that cannot be read are skipped."""
-    try:
-        top = conn.execute("SELECT max(rowid) FROM vectors").fetchone()[0] or 0
-    except sqlite3.DatabaseError:
-        top = 1 << 22  # the table's root is unreadable: walk a generous rowid range
-    start = 0
-    empty_run = 0
-    while start <= top and empty_run < 4096:
-        end = start + _SALVAGE_WINDOW - 1
-        try:
-            rows = conn.execute(sql_window, (start, end)).fetchall()
-        except sqlite3.DatabaseError:
-            rows = []
-            for rid in range(start, end + 1):
-                with contextlib.suppress(sqlite3.DatabaseError):
-                    rows.extend(conn.execute(sql_window, (rid, rid)).fetchall())
-        empty_run = 0 if rows else empty_run + 1
-        yield from rows
-        start = end + 1
-
-
 def salvage_vectors(source: sqlite3.Connection, target: SqliteState, want_hash: str, dim: int) -> int:
     """Copy every readable cached vector of `source` into `target`; returns how many.
 
     Only if the damaged index was built with the same model and chunker (its config hash
     is `want_hash`, or unreadable and the vectors have the right size).
     """
-    try:
-        row = source.execute("SELECT value FROM meta WHERE key='config_hash'").fetchone()
-        have = row[0] if row else None
-    except sqlite3.DatabaseError:
-        have = None
+    have = damaged_config_hash(source)
     if have is not None and have != want_hash:
         return 0
     n = 0
     batch: list[tuple[str, bytes]] = []
-    sql = "SELECT text_hash, vector FROM vectors WHERE rowid BETWEEN ? AND ?"
-    for h, blob in _tolerant_rows(source, sql):
+    for h, blob in readable_vectors(source):
         if isinstance(h, str) and isinstance(blob, bytes) and len(blob) == dim * 4:
             batch.append((h, blob))
         if len(batch) >= 2000:
@@ -257,8 +229,7 @@ def salvage_vectors(source: sqlite3.Connection, target: SqliteState, want_hash: 
 
 
 def _insert(target: SqliteState, batch: list[tuple[str, bytes]]) -> int:
-    with target.transaction() as conn:
-        conn.executemany("INSERT OR REPLACE INTO vectors(text_hash, vector) VALUES(?, ?)", batch)
+    target.put_vector_bytes(batch)
     n = len(batch)
     batch.clear()
     return n
@@ -275,7 +246,7 @@ def rebuild_sqlite(state_dir: Path, cause: str, want_hash: str, dim: int, health
     aside: Path | None = None
     if source is None:
         aside = move_aside_sqlite(state_dir)
-        source = sqlite3.connect(f"file:{aside}?mode=ro", uri=True, timeout=5)
+        source = open_damaged(aside)
     sql = SqliteState(state_dir / DB_NAME)
     try:
         saved = salvage_vectors(source, sql, want_hash, dim)

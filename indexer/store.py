@@ -367,6 +367,11 @@ class SqliteState(IndexReads):
         with self.transaction() as conn:
             self._insert_vectors(conn, hashes, vectors)
 
+    def put_vector_bytes(self, rows: Sequence[tuple[str, bytes]]) -> None:
+        """Cache (text hash, float32 bytes) pairs as they are (vectors salvaged from a damaged copy)."""
+        with self.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO vectors(text_hash, vector) VALUES(?, ?)", rows)
+
     def _insert_vectors(self, conn: sqlite3.Connection, hashes: Sequence[str], vectors: Vectors) -> None:
         rows = [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors, strict=True)]
         conn.executemany("INSERT OR REPLACE INTO vectors(text_hash, vector) VALUES(?, ?)", rows)
