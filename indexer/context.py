@@ -35,11 +35,7 @@ class _Span:
 
 def anchor_chunk(store: IndexStore, path: str, line: int) -> SearchHit | None:
     """The smallest chunk of `path` containing `line` (1-based)."""
-    row = store.sql.conn.execute(
-        "SELECT id, path, start_line, end_line, symbol, language, kind, body FROM chunks "
-        "WHERE path=? AND start_line<=? AND end_line>=? ORDER BY end_line-start_line LIMIT 1",
-        (path, line, line),
-    ).fetchone()
+    row = store.sql.smallest_chunk_at(path, line)
     if row is None:
         return None
     return SearchHit(path=row[1], start_line=row[2], end_line=row[3], score=1.0, symbol=row[4],
@@ -133,7 +129,7 @@ def build_context(
     if path is not None:
         if not isinstance(line, int) or isinstance(line, bool) or line < 1:
             raise InvalidQuery(f"'line' must be a 1-based line number, got {line!r}.")
-        file_indexed = store.sql.conn.execute("SELECT 1 FROM files WHERE path=?", (path,)).fetchone() is not None
+        file_indexed = store.sql.has_file(path)
         anchor = anchor_chunk(store, path, line)
         if anchor is not None:
             hits.append(anchor)

@@ -38,6 +38,7 @@ from indexer.limits import MAX_RESULTS, SEARCH_MODES
 from indexer.protocols import Cancellable, Embedder
 from indexer.remote_store import RemoteVectorStore
 from indexer.store import IndexStore
+from indexer.store_reads import Selection
 from indexer.types import SearchHit
 
 log = logging.getLogger(__name__)
@@ -126,23 +127,11 @@ def matching_paths(store: IndexStore, globs: Sequence[str]) -> frozenset[str]:
         spec = pathspec.GitIgnoreSpec.from_lines(globs)
     except Exception as exc:  # pathspec raises several types for a bad pattern
         raise InvalidQuery(f"Bad path glob in {list(globs)!r}: {exc}") from exc
-    rows = store.sql.conn.execute("SELECT path FROM files")
-    found = frozenset(p for (p,) in rows if spec.match_file(p))
+    found = frozenset(p for p in store.sql.file_paths() if spec.match_file(p))
     _PATHS_CACHE[key] = found
     if len(_PATHS_CACHE) > _PATHS_CACHE_SIZE:
         _PATHS_CACHE.popitem(last=False)
     return found
-
-
-def _filters(column: str, langs: list[str], allowed: AbstractSet[str] | None) -> tuple[str, list[Any]]:
-    sql, args = "", []
-    if langs:
-        sql += f" AND {column}language IN ({','.join('?' * len(langs))})"
-        args += langs
-    if allowed is not None and len(allowed) <= _PATH_IN_LIMIT:
-        sql += f" AND {column}path IN ({','.join('?' * len(allowed))})"
-        args += sorted(allowed)
-    return sql, args
 
 
 def _lexical(
@@ -154,22 +143,10 @@ def _lexical(
         return {}
     # Quoting makes every term a literal string: no FTS5 syntax can leak in from a query.
     # Column weights: a hit in the symbol name counts most, then the path, then the body.
-    args: list[Any] = [" OR ".join(f'"{t}"' for t in words)]
-    more, more_args = _filters("c.", langs, allowed)
-    if only:
-        inner = (f"SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? AND rank MATCH '{_BM25}' "
-                 f"AND rowid IN ({','.join('?' * len(only))})")
-        args += list(only)
-        sql = f"SELECT c.id, f.rank FROM ({inner}) f JOIN chunks c ON c.rowid = f.rowid"
-    elif not more:  # rank inside FTS5 first, join only the winners
-        inner = f"SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? AND rank MATCH '{_BM25}' ORDER BY rank LIMIT ?"
-        args.append(n)
-        sql = f"SELECT c.id, f.rank FROM ({inner}) f JOIN chunks c ON c.rowid = f.rowid ORDER BY f.rank"
-    else:
-        sql = (f"SELECT c.id, f.rank FROM chunks_fts f JOIN chunks c ON c.rowid = f.rowid "
-               f"WHERE chunks_fts MATCH ? AND f.rank MATCH '{_BM25}'{more} ORDER BY f.rank LIMIT ?")
-        args += [*more_args, n]
-    return {cid: -float(b) for cid, b in store.sql.conn.execute(sql, args)}
+    match = " OR ".join(f'"{t}"' for t in words)
+    paths = sorted(allowed) if allowed is not None and len(allowed) <= _PATH_IN_LIMIT else None
+    ranks = store.sql.lexical_ranks(match, _BM25, n, langs, paths, only)
+    return {cid: -rank for cid, rank in ranks.items()}
 
 
 def _document_frequencies(store: IndexStore, words: list[str]) -> tuple[int, dict[str, int]]:
@@ -178,11 +155,10 @@ def _document_frequencies(store: IndexStore, words: list[str]) -> tuple[int, dic
     Cached per index version (the `last_indexed` stamp every write sets): at 100k chunks
     the count and the vocabulary lookups are a fifth of a query's time.
     """
-    conn = store.sql.conn
     version = _index_version(store)
     cache = _DF_CACHE.get(version[0])
     if cache is None or cache[0] != version[1]:
-        (total,) = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()
+        total = store.sql.chunk_count()
         cache = (version[1], total, {})
         _DF_CACHE[version[0]] = cache
     _, total, known = cache
@@ -190,10 +166,7 @@ def _document_frequencies(store: IndexStore, words: list[str]) -> tuple[int, dic
     if todo:
         if len(known) + len(todo) > _DF_CACHE_TERMS:
             known.clear()
-        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.forge_fts_vocab USING fts5vocab(main, chunks_fts, row)")
-        for w in todo:  # one equality lookup per term: fts5vocab answers those from the index directly
-            row = conn.execute("SELECT doc FROM temp.forge_fts_vocab WHERE term = ?", (w,)).fetchone()
-            known[w] = row[0] if row else 0
+        known.update(store.sql.term_document_counts(todo))
     return total, {w: known[w] for w in words}
 
 
@@ -291,22 +264,21 @@ def _scan_filtered(
     if len(allowed) > _SCAN_MAX_CHUNKS:  # more files than the chunk limit: too large
         return None
     paths = sorted(allowed)
-    parts = [(f"WHERE c.path IN ({','.join('?' * len(paths[i : i + 500]))})", paths[i : i + 500])
-             for i in range(0, len(paths), 500)]
+    parts: list[Selection] = [("path", paths[i : i + 500]) for i in range(0, len(paths), 500)]
     return _scan(store, qvec, n, langs, frozenset(allowed), lambda: _load_rows(store, parts, qvec.shape[0]))
 
 
 def _scan_all(store: IndexStore, qvec: np.ndarray, n: int, langs: list[str]) -> list[str] | None:
     """Exact nearest chunks of the whole index (in `langs`, if given); None when it holds
     more than `_SCAN_MAX_CHUNKS` chunks."""
-    return _scan(store, qvec, n, langs, frozenset({"\0*"}), lambda: _load_rows(store, [("", [])], qvec.shape[0]))
+    return _scan(store, qvec, n, langs, frozenset({"\0*"}), lambda: _load_rows(store, [(None, [])], qvec.shape[0]))
 
 
 def _scan_languages(store: IndexStore, qvec: np.ndarray, n: int, langs: list[str]) -> list[str] | None:
     """Exact nearest chunks in `langs`, by brute-force cosine over their cached vectors;
     None when they hold more than `_SCAN_MAX_CHUNKS` chunks (see `_scan_filtered`)."""
     what = frozenset("\0" + lang for lang in langs)  # never a path
-    parts = [(f"WHERE c.language IN ({','.join('?' * len(langs))})", langs)]
+    parts: list[Selection] = [("language", langs)]
     return _scan(store, qvec, n, langs, what, lambda: _load_rows(store, parts, qvec.shape[0]))
 
 
@@ -345,15 +317,15 @@ def _scan(
 
 
 def _load_rows(
-    store: IndexStore, parts: Sequence[tuple[str, Sequence[str]]], dim: int
+    store: IndexStore, parts: Sequence[Selection], dim: int
 ) -> tuple[list[str], np.ndarray, np.ndarray] | None:
     """(chunk ids, languages, unit-length vectors) of the embedded chunks that the `parts`
-    (WHERE clauses over `chunks c`, with their arguments) select together, or None when they
+    (each all chunks, or those with a path or language among some values) select together, or None when they
     select more than `_SCAN_MAX_CHUNKS`. Several parts keep long path lists under SQLite's
     limit on arguments."""
     count = 0
-    for where, args in parts:
-        count += store.sql.conn.execute(f"SELECT count(*) FROM chunks c {where}", args).fetchone()[0]
+    for part in parts:
+        count += store.sql.selected_chunk_count(part)
         if count > _SCAN_MAX_CHUNKS:
             return None
     # Streamed into one preallocated matrix, normalised in place: a selection can be 45 MB,
@@ -361,10 +333,8 @@ def _load_rows(
     ids: list[str] = []
     languages: list[str] = []
     mat = np.empty((count, dim), dtype=np.float32)
-    for where, args in parts:
-        for cid, lang, blob in store.sql.conn.execute(
-            f"SELECT c.id, c.language, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash {where}", args,
-        ):
+    for part in parts:
+        for cid, lang, blob in store.sql.selected_chunk_vectors(part):
             if blob is not None and len(blob) == dim * 4 and len(ids) < count:
                 mat[len(ids)] = np.frombuffer(blob, dtype=np.float32)
                 ids.append(cid)
@@ -394,10 +364,7 @@ def _keep(store: IndexStore, ids: list[str], langs: list[str], allowed: Abstract
     """`ids` (in order) whose chunk has one of `langs` and a path in `allowed`."""
     if not ids:
         return []
-    rows = store.sql.conn.execute(
-        f"SELECT id, language, path FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids
-    ).fetchall()
-    ok = {cid for cid, lang, path in rows
+    ok = {cid for cid, lang, path in store.sql.chunk_languages_paths(ids)
           if (not langs or lang in langs) and (allowed is None or path in allowed)}
     return [cid for cid in ids if cid in ok]
 
@@ -429,13 +396,7 @@ def _rows(store: IndexStore, ids: Sequence[str]) -> list[tuple[Candidate, bytes 
     """Candidates (in `ids` order, missing ones dropped) with their cached vector bytes."""
     if not ids:
         return []
-    rows = store.sql.conn.execute(
-        "SELECT c.id, c.rowid, c.path, c.start_line, c.end_line, c.symbol, c.language, c.kind, c.body, v.vector "
-        "FROM chunks c LEFT JOIN vectors v ON v.text_hash = c.text_hash "
-        f"WHERE c.id IN ({','.join('?' * len(ids))})",
-        list(ids),
-    ).fetchall()
-    by_id = {r[0]: r for r in rows}
+    by_id = {r[0]: r for r in store.sql.candidate_rows(ids)}
     out = []
     for cid in ids:
         r = by_id.get(cid)

@@ -14,6 +14,9 @@ and heals what they find before anything can crash or mislead:
 Every repair is recorded in `health.json` (see `indexer.health`) and shown by `status`.
 Failures that are not damage (full disk, read-only or vanished state folder) become
 `DiskFull` / `StateDirUnavailable` with the cause and the one action that fixes it.
+Damage met while the store is in use is judged here too, for the workspace and the
+daemon alike: `assess` (what an error means), `damage_found` (record it, say so),
+`after_failure` and `final_error` (what a failed run does next, and what it reports).
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import os
 import shutil
 import sqlite3
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from indexer.errors import (
     DiskFull,
@@ -35,10 +39,13 @@ from indexer.errors import (
     StateDirVanished,
     StoreBusy,
     StoreCorrupt,
+    StoreRepairing,
+    VectorStoreFailed,
 )
 from indexer.health import (
     Health,
     check_chroma,
+    is_corruption,
     is_disk_full,
     is_read_only,
     probe_chroma,
@@ -47,12 +54,12 @@ from indexer.health import (
 )
 from indexer.remote_store import RemoteSpec, RemoteVectorStore, open_remote
 from indexer.store import IndexStore, SqliteState, VectorStore
+from indexer.store_salvage import damaged_config_hash, open_damaged, readable_vectors
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "index.sqlite"
 _MB = 1024 * 1024
-_SALVAGE_WINDOW = 256
 
 
 # -- failures that are not damage ---------------------------------------------------------
@@ -202,46 +209,18 @@ def move_aside_sqlite(state_dir: Path) -> Path:
     return dest
 
 
-def _tolerant_rows(conn: sqlite3.Connection, sql_window: str) -> Iterator[tuple[str, bytes]]:
-    """Rows of a rowid table read window by window; windows on damaged pages are read row
-    by row, and rows that cannot be read are skipped."""
-    try:
-        top = conn.execute("SELECT max(rowid) FROM vectors").fetchone()[0] or 0
-    except sqlite3.DatabaseError:
-        top = 1 << 22  # the table's root is unreadable: walk a generous rowid range
-    start = 0
-    empty_run = 0
-    while start <= top and empty_run < 4096:
-        end = start + _SALVAGE_WINDOW - 1
-        try:
-            rows = conn.execute(sql_window, (start, end)).fetchall()
-        except sqlite3.DatabaseError:
-            rows = []
-            for rid in range(start, end + 1):
-                with contextlib.suppress(sqlite3.DatabaseError):
-                    rows.extend(conn.execute(sql_window, (rid, rid)).fetchall())
-        empty_run = 0 if rows else empty_run + 1
-        yield from rows
-        start = end + 1
-
-
 def salvage_vectors(source: sqlite3.Connection, target: SqliteState, want_hash: str, dim: int) -> int:
     """Copy every readable cached vector of `source` into `target`; returns how many.
 
     Only if the damaged index was built with the same model and chunker (its config hash
     is `want_hash`, or unreadable and the vectors have the right size).
     """
-    try:
-        row = source.execute("SELECT value FROM meta WHERE key='config_hash'").fetchone()
-        have = row[0] if row else None
-    except sqlite3.DatabaseError:
-        have = None
+    have = damaged_config_hash(source)
     if have is not None and have != want_hash:
         return 0
     n = 0
     batch: list[tuple[str, bytes]] = []
-    sql = "SELECT text_hash, vector FROM vectors WHERE rowid BETWEEN ? AND ?"
-    for h, blob in _tolerant_rows(source, sql):
+    for h, blob in readable_vectors(source):
         if isinstance(h, str) and isinstance(blob, bytes) and len(blob) == dim * 4:
             batch.append((h, blob))
         if len(batch) >= 2000:
@@ -250,8 +229,7 @@ def salvage_vectors(source: sqlite3.Connection, target: SqliteState, want_hash: 
 
 
 def _insert(target: SqliteState, batch: list[tuple[str, bytes]]) -> int:
-    with target.transaction() as conn:
-        conn.executemany("INSERT OR REPLACE INTO vectors(text_hash, vector) VALUES(?, ?)", batch)
+    target.put_vector_bytes(batch)
     n = len(batch)
     batch.clear()
     return n
@@ -268,7 +246,7 @@ def rebuild_sqlite(state_dir: Path, cause: str, want_hash: str, dim: int, health
     aside: Path | None = None
     if source is None:
         aside = move_aside_sqlite(state_dir)
-        source = sqlite3.connect(f"file:{aside}?mode=ro", uri=True, timeout=5)
+        source = open_damaged(aside)
     sql = SqliteState(state_dir / DB_NAME)
     try:
         saved = salvage_vectors(source, sql, want_hash, dim)
@@ -283,22 +261,6 @@ def rebuild_sqlite(state_dir: Path, cause: str, want_hash: str, dim: int, health
     )
     log.warning("index database %s was damaged (%s); rebuilt, %d vectors salvaged", state_dir / DB_NAME, cause, saved)
     return sql
-
-
-def probe_samples(conn: sqlite3.Connection) -> list[tuple[str, bytes]]:
-    """A few (chunk id, vector) pairs Chroma should hold, for the probe."""
-    with contextlib.suppress(sqlite3.Error):
-        n = conn.execute("SELECT max(rowid) FROM chunks").fetchone()[0] or 0
-        out: list[tuple[str, bytes]] = []
-        for rowid in {1 + (n * k) // 5 for k in range(5)} if n else ():
-            row = conn.execute(
-                "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.text_hash = c.text_hash "
-                "WHERE c.rowid >= ? LIMIT 1", (rowid,)
-            ).fetchone()
-            if row:
-                out.append((row[0], row[1]))
-        return out
-    return []
 
 
 def open_checked(state_dir: Path, dim: int, want_hash: str, remote: RemoteSpec | None = None) -> IndexStore:
@@ -361,7 +323,7 @@ def _open_local(state_dir: Path, sql: SqliteState, health: Health, damaged: dict
         bad = check.bad
         if bad is None and check.probe is not None:
             log.info("probing the vector store of %s: %s", state_dir, check.probe)
-            bad = probe_chroma(chroma, probe_samples(sql.conn))
+            bad = probe_chroma(chroma, sql.probe_samples())
             if bad is not None:
                 # The child could not open it for a reason that is not damage.
                 not_damage = translate(OSError(bad), state_dir) if is_disk_full(OSError(bad)) or (
@@ -398,3 +360,59 @@ def record_damage(state_dir: Path, kind: str, cause: str) -> None:
     health.note(f"{'index database' if kind == 'sqlite' else 'vector store'} damage found", cause)
     with contextlib.suppress(OSError):
         health.save(state_dir)
+
+
+# -- the one place damage met in use is judged ---------------------------------------------
+# The Workspace (reads) and the daemon's IndexWorker (runs) ask these instead of judging an
+# exception themselves, so what counts as damage and what is done about it is said once.
+
+DamageKind = Literal["sqlite", "chroma"]
+#: What a runner does after a failure: reopen to heal damage, re-create a deleted state
+#: folder, or give up and report.
+AfterFailure = Literal["repair", "recreate", "fail"]
+
+
+def assess(exc: sqlite3.DatabaseError | VectorStoreFailed, state_dir: Path) -> DamageKind | ForgeError | None:
+    """What a store error met in use means: damage of one kind (to heal), a failure that is
+    not damage (full disk, read-only or vanished folder: a `ForgeError` saying what to do),
+    or None (neither: the caller re-raises it)."""
+    if isinstance(exc, VectorStoreFailed):
+        return "chroma"
+    if is_corruption(exc):
+        return "sqlite"
+    return translate(exc, state_dir)
+
+
+def damage_found(state_dir: Path, root: Path, kind: DamageKind, exc: BaseException,
+                 notify: Callable[[str], None] | None = None) -> StoreRepairing:
+    """Damage found in use: remember it (the next open heals it), tell `notify`, and return
+    the error a reader gets meanwhile."""
+    cause = str(exc.__cause__ or exc).splitlines()[0][:300] if str(exc.__cause__ or exc) else type(exc).__name__
+    record_damage(state_dir, kind, cause)
+    what = "index database" if kind == "sqlite" else "vector store"
+    if notify is not None:
+        notify(f"the {what} of {root} is damaged ({cause})")
+    return StoreRepairing(
+        f"the {what} of {root} is damaged ({cause}); it is being rebuilt from what can "
+        "be saved: try again in a moment."
+    )
+
+
+def after_failure(exc: BaseException, repair_attempts: int, max_repairs: int, root_exists: bool) -> AfterFailure:
+    """What a run that failed with `exc` does next, after `repair_attempts` repairs."""
+    if isinstance(exc, StoreRepairing | StoreCorrupt) and repair_attempts < max_repairs:
+        return "repair"  # reopening runs the checks that heal it
+    if isinstance(exc, StateDirVanished) and repair_attempts < max_repairs and root_exists:
+        return "recreate"  # deleted under us: reopening re-creates it
+    return "fail"
+
+
+def final_error(exc: BaseException, root: Path, repair_attempts: int) -> BaseException:
+    """The error reported when a run gives up: damage that repairs did not heal says how
+    to rebuild from scratch; anything else is reported as it is."""
+    if isinstance(exc, StoreRepairing | StoreCorrupt):
+        return StoreCorrupt(
+            f"The index of {root} is still damaged after {repair_attempts} repairs "
+            f"({exc}). Run `forge-indexer index --rebuild {root}` to rebuild it from scratch."
+        )
+    return exc

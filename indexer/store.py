@@ -37,6 +37,7 @@ from indexer.errors import StoreBusy, StoreCorrupt, VectorStoreFailed
 from indexer.health import Health, chroma_fingerprint, is_corruption, is_disk_full, is_read_only
 from indexer.protocols import Vectors
 from indexer.remote_store import RemoteVectorStore
+from indexer.store_reads import IndexReads
 from indexer.types import Chunk, Symbol
 
 log = logging.getLogger(__name__)
@@ -99,9 +100,10 @@ def _is_transient(exc: sqlite3.Error) -> bool:
     )
 
 
-class SqliteState:
+class SqliteState(IndexReads):
     """The SQLite side. One connection per thread (SQLite objects are thread-bound);
-    every connection opened is remembered so `close()` closes them all."""
+    every connection opened is remembered so `close()` closes them all. The read queries
+    search, context and symbols use come from `indexer.store_reads.IndexReads`."""
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
@@ -364,6 +366,11 @@ class SqliteState:
         """Cache vectors only (no Chroma write is journaled; `add_vectors` does both)."""
         with self.transaction() as conn:
             self._insert_vectors(conn, hashes, vectors)
+
+    def put_vector_bytes(self, rows: Sequence[tuple[str, bytes]]) -> None:
+        """Cache (text hash, float32 bytes) pairs as they are (vectors salvaged from a damaged copy)."""
+        with self.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO vectors(text_hash, vector) VALUES(?, ?)", rows)
 
     def _insert_vectors(self, conn: sqlite3.Connection, hashes: Sequence[str], vectors: Vectors) -> None:
         rows = [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors, strict=True)]

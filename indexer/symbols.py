@@ -80,13 +80,11 @@ class SymbolIndex:
         gen = (self._sql.get_meta("last_indexed"), self._sql.counts()["symbols"])
         with self._lock:
             if gen != self._generation:
-                rows = self._sql.conn.execute(
-                    "SELECT name, kind, container, path, start_line, end_line, start_col FROM symbols"
-                ).fetchall()
+                rows = self._sql.symbol_rows()
                 entries = []
                 for r in rows:
                     parts = tuple(split_identifier(r[0])) or (r[0].lower(),)
-                    entries.append(_Entry(r[0], r[0].lower(), parts, "".join(p[0] for p in parts), tuple(r)))
+                    entries.append(_Entry(r[0], r[0].lower(), parts, "".join(p[0] for p in parts), r))
                 self._entries = entries
                 self._lowers = [e.lower for e in entries]
                 self._generation = gen

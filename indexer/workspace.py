@@ -34,7 +34,6 @@ from indexer.errors import (
     IndexNotReady,
     NotIndexed,
     StateDirUnavailable,
-    StoreRepairing,
     VectorStoreFailed,
 )
 from indexer.health import Health, is_corruption
@@ -44,6 +43,7 @@ from indexer.protocols import Cancellable, Embedder
 from indexer.remote_store import RemoteSpec
 from indexer.settings import Settings, default_state_root, load_settings
 from indexer.store import IndexStore
+from indexer.store_reads import read_counts
 from indexer.symbols import SymbolIndex
 from indexer.types import (
     ContextResult,
@@ -108,22 +108,6 @@ def private_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         if path.stat().st_mode & 0o077:
             path.chmod(0o700)
-
-
-def read_counts(db_path: Path) -> tuple[dict[str, int] | None, str | None]:
-    """Counts and last-indexed time from an index database without opening it for writing."""
-    try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1)
-    except sqlite3.Error:
-        return None, None
-    try:
-        counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("files", "chunks", "symbols")}
-        row = conn.execute("SELECT value FROM meta WHERE key='last_indexed'").fetchone()
-        return counts, (row[0] if row else None)
-    except sqlite3.Error:
-        return None, None
-    finally:
-        conn.close()
 
 
 class Workspace:
@@ -313,17 +297,9 @@ class Workspace:
             if store is not None:
                 store.close()
 
-    def _damage(self, kind: str, exc: BaseException) -> ForgeError:
+    def _damage(self, kind: recovery.DamageKind, exc: BaseException) -> ForgeError:
         """Damage found in use: remember it, and have it healed (now, or in the background)."""
-        cause = str(exc.__cause__ or exc).splitlines()[0][:300] if str(exc.__cause__ or exc) else type(exc).__name__
-        recovery.record_damage(self.state_dir, kind, cause)
-        what = "index database" if kind == "sqlite" else "vector store"
-        if self.on_damage is not None:
-            self.on_damage(f"the {what} of {self.root} is damaged ({cause})")
-        return StoreRepairing(
-            f"the {what} of {self.root} is damaged ({cause}); it is being rebuilt from what can "
-            "be saved: try again in a moment."
-        )
+        return recovery.damage_found(self.state_dir, self.root, kind, exc, self.on_damage)
 
     def _guarded(self, fn: Callable[[], T]) -> T:
         """Run a read; damage it meets is healed (in a CLI, at once, then the read is retried)."""
@@ -333,13 +309,12 @@ class Workspace:
             except (Cancelled, IndexNotReady, StateDirUnavailable):
                 raise
             except (sqlite3.DatabaseError, VectorStoreFailed) as exc:
-                kind = "chroma" if isinstance(exc, VectorStoreFailed) else "sqlite"
-                if kind == "sqlite" and not is_corruption(exc):
-                    failure = recovery.translate(exc, self.state_dir)
-                    if failure is None:
-                        raise
-                    raise failure from None
-                err = self._damage(kind, exc)
+                found = recovery.assess(exc, self.state_dir)
+                if found is None:
+                    raise
+                if isinstance(found, ForgeError):
+                    raise found from None
+                err = self._damage(found, exc)
                 if self.repair_in_background or attempt:
                     raise err from None
                 self._reopen_store()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -110,6 +109,7 @@ def check_chroma(root: Path, settings: Settings, state_dir: Path, daemon_pid: in
     import filelock
 
     from indexer.health import probe_chroma
+    from indexer.store_reads import read_probe_samples
 
     if settings.chroma_url:
         return Finding("chroma", "ok", "vectors are on the Chroma server (see remote-store)")
@@ -124,7 +124,7 @@ def check_chroma(root: Path, settings: Settings, state_dir: Path, daemon_pid: in
     except (filelock.Timeout, OSError):
         return Finding("chroma", "ok", "not probed: another process has the index open (it checks the store itself)")
     try:
-        problem = probe_chroma(chroma, _samples(state_dir / "index.sqlite"))
+        problem = probe_chroma(chroma, read_probe_samples(state_dir / "index.sqlite"))
     finally:
         lock.release()
     if problem is not None:
@@ -134,20 +134,6 @@ def check_chroma(root: Path, settings: Settings, state_dir: Path, daemon_pid: in
             f"vector cache; if that fails: forge-indexer index --rebuild {root})",
         )
     return Finding("chroma", "ok", f"opened in a child process and answered ({chroma})")
-
-
-def _samples(db: Path) -> list[tuple[str, bytes]]:
-    """The probe's samples, read through a read-only connection (the store stays closed)."""
-    from indexer.recovery import probe_samples
-
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error:
-        return []
-    try:
-        return probe_samples(conn)
-    finally:
-        conn.close()
 
 
 def check_keyring(settings: Settings) -> Finding:

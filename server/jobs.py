@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lsprotocol import types
 
-from indexer import metrics
+from indexer import metrics, recovery
 from indexer.errors import (
     Cancelled,
     DiskFull,
@@ -39,7 +39,6 @@ from indexer.errors import (
     ModelInvalid,
     ModelNotFound,
     StateDirUnavailable,
-    StateDirVanished,
     StoreBusy,
     StoreCorrupt,
     StoreRepairing,
@@ -649,10 +648,11 @@ class IndexWorker:
             self._record_run(root, root.run_summary, "error")
         elif what != "open":  # a path job: its own time is not known here
             self._record_run(root, None, "error", seconds=0.0)
-        if isinstance(exc, StoreRepairing | StoreCorrupt) and root.repair_attempts < MAX_REPAIRS:
+        step = recovery.after_failure(exc, root.repair_attempts, MAX_REPAIRS, root.path.is_dir())
+        if step == "repair":
             self._damaged(root, str(exc).rstrip("."))  # reopening runs the checks that heal it
             return
-        if isinstance(exc, StateDirVanished) and root.repair_attempts < MAX_REPAIRS and root.path.is_dir():
+        if step == "recreate":
             root.repair_attempts += 1  # deleted under us: reopening re-creates it
             self._ls.show_message(f"forge-indexer: {exc}", types.MessageType.Warning, once=True)
             self.submit("reopen", root, reason="Re-creating the index of")
@@ -662,10 +662,7 @@ class IndexWorker:
             str(exc) if isinstance(exc, ForgeError) else f"{type(exc).__name__}: {exc}"
         )
         if isinstance(exc, StoreRepairing | StoreCorrupt):
-            exc = StoreCorrupt(
-                f"The index of {root.path} is still damaged after {root.repair_attempts} repairs "
-                f"({exc}). Run `forge-indexer index --rebuild {root.path}` to rebuild it from scratch."
-            )
+            exc = recovery.final_error(exc, root.path, root.repair_attempts)
             root.last_error = str(exc)
         if isinstance(exc, ACTIONABLE):
             log.error("could not %s %s: %s", what, root.path, exc)
