@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import OrderedDict
+import threading
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pathspec
+from cachetools import LRUCache
 
 from indexer import lexical, ranking
 from indexer.errors import Cancelled, InvalidQuery, RemoteUnavailable
@@ -51,16 +52,22 @@ _WIDEN = 8  # a filtered vector query first fetches this many times more, unfilt
 _LEXICAL_DEPTH = 300  # BM25 is read for this many lexical matches (candidates are fewer)
 _EXACT_BM25_UP_TO = 20_000  # chunks; see candidates()
 _DF_CACHE_TERMS = 50_000
+# The caches below are shared by the query pool's threads, so each has a lock (an
+# unlocked LRU can lose an entry between a lookup and its reordering and raise KeyError).
 _DF_CACHE: dict[int, tuple[str | None, int, dict[str, int]]] = {}
-_PATHS_CACHE: OrderedDict[tuple[int, str | None, tuple[str, ...]], frozenset[str]] = OrderedDict()
+_DF_LOCK = threading.Lock()
 _PATHS_CACHE_SIZE = 32
+_PATHS_CACHE: LRUCache[tuple[int, str | None, tuple[str, ...]], frozenset[str]] = LRUCache(_PATHS_CACHE_SIZE)
+_PATHS_LOCK = threading.Lock()
 _SCAN_MAX_CHUNKS = 30_000  # a filter's selection scanned exactly up to this size (45 MB of vectors)
-_SCAN_CACHE: OrderedDict[tuple[int, str | None, frozenset[str]], tuple[list[str], np.ndarray, np.ndarray]] = OrderedDict()
 _SCAN_CACHE_SIZE = 2
+_SCAN_CACHE: LRUCache[tuple[int, str | None, frozenset[str]], tuple[list[str], np.ndarray, np.ndarray]] = LRUCache(
+    _SCAN_CACHE_SIZE)
 # Selections found too large to scan: kept apart, so that the verdict a large index gets on
 # every unfiltered query does not take one of the two matrix slots.
-_TOO_LARGE: OrderedDict[tuple[int, str | None, frozenset[str]], None] = OrderedDict()
 _TOO_LARGE_SIZE = 32
+_TOO_LARGE: LRUCache[tuple[int, str | None, frozenset[str]], None] = LRUCache(_TOO_LARGE_SIZE)
+_SCAN_LOCK = threading.Lock()  # for _SCAN_CACHE and _TOO_LARGE
 _COMMON_SHARE = 0.05  # see _selective
 _COMMON_MIN = 2000
 _POSTINGS_BUDGET = 5_000  # see _selective
@@ -119,18 +126,17 @@ def matching_paths(store: IndexStore, globs: Sequence[str]) -> frozenset[str]:
     Cached per index version: an editor repeats the same filter query after query, and
     matching every path costs about 45 ms at 9,000 files."""
     key = (*_index_version(store), tuple(globs))
-    hit = _PATHS_CACHE.get(key)
+    with _PATHS_LOCK:
+        hit = _PATHS_CACHE.get(key)
     if hit is not None:
-        _PATHS_CACHE.move_to_end(key)
         return hit
     try:
         spec = pathspec.GitIgnoreSpec.from_lines(globs)
     except Exception as exc:  # pathspec raises several types for a bad pattern
         raise InvalidQuery(f"Bad path glob in {list(globs)!r}: {exc}") from exc
     found = frozenset(p for p in store.sql.file_paths() if spec.match_file(p))
-    _PATHS_CACHE[key] = found
-    if len(_PATHS_CACHE) > _PATHS_CACHE_SIZE:
-        _PATHS_CACHE.popitem(last=False)
+    with _PATHS_LOCK:
+        _PATHS_CACHE[key] = found
     return found
 
 
@@ -156,18 +162,19 @@ def _document_frequencies(store: IndexStore, words: list[str]) -> tuple[int, dic
     the count and the vocabulary lookups are a fifth of a query's time.
     """
     version = _index_version(store)
-    cache = _DF_CACHE.get(version[0])
-    if cache is None or cache[0] != version[1]:
-        total = store.sql.chunk_count()
-        cache = (version[1], total, {})
-        _DF_CACHE[version[0]] = cache
-    _, total, known = cache
-    todo = [w for w in words if w not in known]
-    if todo:
-        if len(known) + len(todo) > _DF_CACHE_TERMS:
-            known.clear()
-        known.update(store.sql.term_document_counts(todo))
-    return total, {w: known[w] for w in words}
+    with _DF_LOCK:  # the vocabulary dict is read, filled and cleared in place
+        cache = _DF_CACHE.get(version[0])
+        if cache is None or cache[0] != version[1]:
+            total = store.sql.chunk_count()
+            cache = (version[1], total, {})
+            _DF_CACHE[version[0]] = cache
+        _, total, known = cache
+        todo = [w for w in words if w not in known]
+        if todo:
+            if len(known) + len(todo) > _DF_CACHE_TERMS:
+                known.clear()
+            known.update(store.sql.term_document_counts(todo))
+        return total, {w: known[w] for w in words}
 
 
 def _idf_mass(total: int, df: dict[str, int]) -> float:
@@ -289,21 +296,17 @@ def _scan(
     """The nearest `n` of a selection's cached matrix (`what` names it: its paths, or its
     languages; `load` reads it)."""
     key = (*_index_version(store), what)
-    if key in _TOO_LARGE:
-        return None
-    entry = _SCAN_CACHE.get(key)
-    if entry is not None:
-        _SCAN_CACHE.move_to_end(key)
-    else:
-        loaded = load()
-        if loaded is None:  # a selection too large stays too large until the index changes
-            _TOO_LARGE[key] = None
-            if len(_TOO_LARGE) > _TOO_LARGE_SIZE:
-                _TOO_LARGE.popitem(last=False)
+    with _SCAN_LOCK:
+        if key in _TOO_LARGE:
             return None
-        entry = _SCAN_CACHE[key] = loaded
-        if len(_SCAN_CACHE) > _SCAN_CACHE_SIZE:
-            _SCAN_CACHE.popitem(last=False)
+        entry = _SCAN_CACHE.get(key)
+    if entry is None:
+        loaded = load()
+        with _SCAN_LOCK:
+            if loaded is None:  # a selection too large stays too large until the index changes
+                _TOO_LARGE[key] = None
+                return None
+            entry = _SCAN_CACHE[key] = loaded
     ids, languages, mat = entry
     if not ids:
         return []
