@@ -1,10 +1,10 @@
 """forge-indexer's indexing pipeline: discover → chunk → embed → store, and queries.
 
 The public surface is small: `Workspace` (one indexed folder) and the value types in
-`indexer.types`. The LSP server and the CLI use only these. `Workspace` is imported lazily
+`indexer.core.types`. The LSP server and the CLI use only these. `Workspace` is imported lazily
 so that light modules (settings, types, lexical) load without chromadb or llama.cpp, and
-so are `Settings` and `ForgeError`: the CLI's daemon client imports `indexer.errors` and
-`indexer.locations` and must not pay for pydantic (`server.cli_fast`).
+so are `Settings` and `ForgeError`: the CLI's daemon client imports `indexer.core.errors` and
+`indexer.core.locations` and must not pay for pydantic (`server.cli_fast`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from indexer.errors import ForgeError
-    from indexer.settings import Settings, load_settings
+    from indexer.core.errors import ForgeError
+    from indexer.core.settings import Settings, load_settings
     from indexer.workspace import CancelToken, Workspace
 
 __all__ = ["CancelToken", "ForgeError", "Settings", "Workspace", "load_settings"]
@@ -25,11 +25,11 @@ def __getattr__(name: str) -> Any:
 
         return getattr(workspace, name)
     if name in ("Settings", "load_settings"):
-        from indexer import settings
+        from indexer.core import settings
 
         return getattr(settings, name)
     if name == "ForgeError":
-        from indexer.errors import ForgeError
+        from indexer.core.errors import ForgeError
 
         return ForgeError
     raise AttributeError(f"module 'indexer' has no attribute {name!r}")

@@ -23,9 +23,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer import testhooks
 from indexer.chunking import CHUNKER_VERSION, SUPPORTED_LANGUAGES, chunk_file, embedding_input
-from indexer.discover import (
+from indexer.core import testhooks
+from indexer.core.errors import Cancelled
+from indexer.core.protocols import Cancellable, Embedder, EmbedInputsFailed
+from indexer.core.settings import Settings
+from indexer.core.types import FileError, IndexSummary, Progress, Skipped, SourceFile, Symbol
+from indexer.files.discover import (
     FileSource,
     IgnoreRules,
     LoadedSource,
@@ -33,12 +37,15 @@ from indexer.discover import (
     discover,
     load_source,
 )
-from indexer.errors import Cancelled, ForgeError
-from indexer.protocols import Cancellable, Embedder, Vectors
-from indexer.ranking import role_of
-from indexer.settings import Settings
-from indexer.store import FileRecord, IndexStore, PendingText, StoredChunk, chunk_id, text_hash
-from indexer.types import FileError, IndexSummary, Progress, Skipped, SourceFile, Symbol
+from indexer.search.ranking import role_of
+from indexer.store.index import (
+    FileRecord,
+    IndexStore,
+    PendingText,
+    StoredChunk,
+    chunk_id,
+    text_hash,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +55,6 @@ _FLUSH_FILES = 200
 EMBED_PAGE = 128  # texts per phase-2 page: bounds the work lost to a crash and a save's wait
 BRIEF_ROLES = frozenset({"test", "fixture", "generated", "vendor"})  # see model_input
 
-
-class EmbedInputsFailed(ForgeError):
-    """Some texts of a batch could not be embedded (the embedder rejected just them).
-
-    `vectors` has a row for every text (rows of failed texts are NaN) and `failed` maps a
-    failed text's position to the reason. Phase 2 stores the others and reports the
-    failed ones as file errors; their chunks stay without a vector until a later run.
-    """
-
-    def __init__(self, message: str, vectors: Vectors, failed: dict[int, str]) -> None:
-        super().__init__(message)
-        self.vectors = vectors
-        self.failed = failed
 
 
 @dataclass(slots=True)
@@ -279,7 +273,7 @@ class _Run:
             h = text_hash(c.text)
             n = occurrences.get(h, 0)
             occurrences[h] = n + 1
-            # A team index keys entries by file content too (see indexer.remote_store).
+            # A team index keys entries by file content too (see indexer.store.remote).
             file_hash = loaded.sha256 if ctx.store.shared else None
             stored.append(StoredChunk(chunk_id(f.path, h, n, file_hash), ordinal, c, h))
         record = FileRecord(f.path, loaded.sha256, f.size, f.mtime_ns, chunked.language)
@@ -330,7 +324,7 @@ def run_index(
         # A full run reads every table anyway; a damaged page must not go unnoticed by it.
         ctx.store.sql.check_integrity()
     reset = ensure_config(ctx)
-    # Set by `indexer.recovery` when a damaged file was replaced: a full run heals it.
+    # Set by `indexer.store.recovery` when a damaged file was replaced: a full run heals it.
     heal = ctx.store.sql.get_meta("heal")
     if paths is None or reset or heal:
         # Reconciling pages through every Chroma id: once per full run, never per save.

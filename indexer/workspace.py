@@ -23,11 +23,7 @@ from typing import TypeVar
 
 import filelock
 
-from indexer import context as context_mod
-from indexer import query as query_mod
-from indexer import recovery, remote_store
-from indexer.discover import IgnoreRules, discover, stat_changes
-from indexer.errors import (
+from indexer.core.errors import (
     Cancelled,
     ForgeError,
     IndexLocked,
@@ -36,16 +32,10 @@ from indexer.errors import (
     StateDirUnavailable,
     VectorStoreFailed,
 )
-from indexer.health import Health, is_corruption
-from indexer.locations import workspaces_dir
-from indexer.pipeline import IndexContext, config_hash, embed_pending, run_index
-from indexer.protocols import Cancellable, Embedder
-from indexer.remote_store import RemoteSpec
-from indexer.settings import Settings, default_state_root, load_settings
-from indexer.store import IndexStore
-from indexer.store_reads import read_counts
-from indexer.symbols import SymbolIndex
-from indexer.types import (
+from indexer.core.locations import workspaces_dir
+from indexer.core.protocols import Cancellable, Embedder
+from indexer.core.settings import Settings, default_state_root, load_settings
+from indexer.core.types import (
     ContextResult,
     IndexSummary,
     Progress,
@@ -53,6 +43,17 @@ from indexer.types import (
     SymbolMatch,
     WorkspaceStatus,
 )
+from indexer.files.discover import IgnoreRules, discover, stat_changes
+from indexer.pipeline import IndexContext, config_hash, embed_pending, run_index
+from indexer.search import context as context_mod
+from indexer.search import query as query_mod
+from indexer.search.symbols import SymbolIndex
+from indexer.store import recovery
+from indexer.store import remote as remote_store
+from indexer.store.health import Health, is_corruption
+from indexer.store.index import IndexStore
+from indexer.store.reads import read_counts
+from indexer.store.remote import RemoteSpec
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def state_dir_for(root: Path, settings: Settings, rev: str | None = None) -> Pat
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in root.name)[:40] or "root"
     suffix = ""
     if rev is not None:
-        from indexer.gitrev import safe_ref_name
+        from indexer.files.gitrev import safe_ref_name
 
         suffix = f"-rev-{safe_ref_name(rev)}"
     return workspaces_dir(Path(base)) / f"{safe}-{digest}{suffix}"
@@ -168,7 +169,7 @@ class Workspace:
         self.last_summary: IndexSummary | None = None
         self._progress: Progress | None = None
         # A run that failed leaves the index marked "not closed cleanly", so the next open
-        # checks it more closely (`indexer.health`).
+        # checks it more closely (`indexer.store.health`).
         self._run_failed = False
         #: Set by a server that repairs in the background: queries then never run the
         #: repair themselves; damage is reported through `on_damage` (called once per find).
@@ -221,11 +222,13 @@ class Workspace:
         with self._embedder_lock:
             if self._embedder is None:
                 if self.settings.embedder_url:
-                    from indexer.remote_embed import get_remote_embedder
+                    from indexer.embed.remote import get_remote_embedder
 
                     self._embedder = get_remote_embedder(self.settings, self.remote_secret("embedder"))
                 else:
-                    from indexer.embed import get_embedder  # loads llama.cpp: only when needed
+                    from indexer.embed.llama import (
+                        get_embedder,  # loads llama.cpp: only when needed
+                    )
 
                     self._embedder = get_embedder(self.settings)
             return self._embedder
@@ -376,7 +379,7 @@ class Workspace:
 
         def run_rev(ctx: IndexContext, rev: str) -> IndexSummary:
             # A revision is indexed whole from its blobs; paths do not apply.
-            from indexer.gitrev import RevisionSource
+            from indexer.files.gitrev import RevisionSource
 
             with RevisionSource(self.root, rev, self.settings) as source:
                 ctx.source = source

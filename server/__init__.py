@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 def _user_settings() -> dict[str, Any]:
     """metricsAddress, otelExporter and lowPriority from the environment and the user config file."""
     try:
-        from indexer.settings import load_settings
+        from indexer.core.settings import load_settings
 
         settings = load_settings(None)[0]
     except Exception:  # reported when the workspace's settings are loaded

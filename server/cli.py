@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from indexer.errors import ForgeError, NotIndexed
-from indexer.limits import MAX_RESULTS, MIN_BUDGET, SEARCH_MODES
-from indexer.settings import load_settings
-from indexer.types import Progress, SearchHit
+from indexer.core.errors import ForgeError, NotIndexed
+from indexer.core.limits import MAX_RESULTS, MIN_BUDGET, SEARCH_MODES
+from indexer.core.settings import load_settings
+from indexer.core.types import Progress, SearchHit
 from server.cli_common import JsonOpt, StateDir, WorkspaceOpt, cli_settings, fail
 from server.cli_daemon import _stop_daemon, daemon_app, token_app
 from server.cli_doctor import doctor
@@ -31,7 +31,7 @@ from server.cli_output import context_json, print_context, print_search, print_s
 from server.cli_remote import remote_app
 
 if TYPE_CHECKING:
-    from indexer.settings import Settings
+    from indexer.core.settings import Settings
     from indexer.workspace import Workspace
     from server.daemon.remote import RemoteWorkspace
 
@@ -54,7 +54,7 @@ def _global_options(
     """Local semantic code index: index a workspace, then search it. Nothing leaves the machine."""
     import os
 
-    from indexer.settings import ENV_PREFIX
+    from indexer.core.settings import ENV_PREFIX
     from server.logs import LOG_FORMATS, configured_format, use_format
 
     if log_format is not None:
@@ -346,7 +346,7 @@ def resume(workspace: WorkspaceOpt = Path("."), json_out: JsonOpt = False, state
 @app.command()
 def model(json_out: JsonOpt = False) -> None:
     """Show which embedding model is in use and where it is."""
-    from indexer.model import model_info
+    from indexer.embed.model import model_info
 
     settings, warnings = load_settings(Path.cwd())
     for w in warnings:

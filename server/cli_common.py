@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from indexer.settings import Settings, load_settings
+from indexer.core.settings import Settings, load_settings
 
 StateDir = Annotated[
     Path | None,

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from indexer.errors import ForgeError
+from indexer.core.errors import ForgeError
 from server.cli_common import JsonOpt, StateDir, WorkspaceOpt, cli_settings, fail
 
 daemon_app = typer.Typer(
@@ -154,7 +154,7 @@ def _open_entry(entry: dict[str, Any], state_dir: Path | None) -> Any:
 
 
 def _wait_exit(pid: int) -> None:
-    from indexer.processes import process_alive
+    from indexer.core.processes import process_alive
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -6,7 +6,7 @@ watch limit close to the workspace's size) or FAIL (something does not work). Ex
 "broken" from "worth a look".
 
 Doctor only looks: it never converts or downloads a model, never writes to an index (SQLite
-is opened read-only), and opens Chroma only in a child process (`python -m indexer.health
+is opened read-only), and opens Chroma only in a child process (`python -m indexer.store.health
 probe`; a damaged HNSW file can crash the process that opens it), and not at all while a
 daemon or another process owns the index. Whether the state folder can be written is
 probed with a temporary file, gone at once. Remote engines get one GET each with a timeout.
@@ -25,8 +25,8 @@ from typing import Annotated, Literal
 
 import typer
 
-from indexer.errors import ForgeError
-from indexer.settings import Settings
+from indexer.core.errors import ForgeError
+from indexer.core.settings import Settings
 from server.cli_common import JsonOpt, StateDir, cli_settings, fail
 
 Status = Literal["ok", "warn", "fail"]
@@ -61,8 +61,13 @@ def exit_code(findings: list[Finding]) -> int:
 
 def check_model(root: Path, settings: Settings) -> Finding:
     """The model resolves (a GGUF file with embeddings, or the bundled weights) — never converted here."""
-    from indexer.errors import ModelInvalid, ModelNotFound
-    from indexer.model import _source_sha256, bundled_model_dir, resolve_model, verify_converted
+    from indexer.core.errors import ModelInvalid, ModelNotFound
+    from indexer.embed.model import (
+        _source_sha256,
+        bundled_model_dir,
+        resolve_model,
+        verify_converted,
+    )
 
     try:
         spec = resolve_model(settings)  # reads a GGUF's header (magic, metadata), nothing more
@@ -92,7 +97,7 @@ def check_sqlite(root: Path, state_dir: Path) -> Finding:
     db = state_dir / "index.sqlite"
     if not db.is_file():
         return Finding("sqlite", "warn", f"{root} is not indexed yet (no {db})", f"forge-indexer index {root}")
-    from indexer.health import quick_check
+    from indexer.store.health import quick_check
 
     problem = quick_check(db, readonly=True)
     if problem is not None:
@@ -108,8 +113,8 @@ def check_chroma(root: Path, settings: Settings, state_dir: Path, daemon_pid: in
     """Open the embedded Chroma store in a child process and look a few vectors up."""
     import filelock
 
-    from indexer.health import probe_chroma
-    from indexer.store_reads import read_probe_samples
+    from indexer.store.health import probe_chroma
+    from indexer.store.reads import read_probe_samples
 
     if settings.chroma_url:
         return Finding("chroma", "ok", "vectors are on the Chroma server (see remote-store)")
@@ -195,7 +200,7 @@ def check_inotify(root: Path) -> Finding:
 
 def check_disk(state_dir: Path) -> Finding:
     """Room for the index, and a state folder that can be created and written at all."""
-    from indexer.recovery import check_writable
+    from indexer.store.recovery import check_writable
 
     problem = check_writable(state_dir)  # a probe file that is gone at once: the index is not touched
     if problem is not None:
@@ -208,7 +213,7 @@ def check_disk(state_dir: Path) -> Finding:
     except OSError as exc:
         return Finding("disk", "fail", f"cannot read free space at {where}: {exc}",
                        "set FORGE_INDEXER_STATE_DIR (or --state-dir) to a writable folder")
-    from indexer.recovery import dir_bytes
+    from indexer.store.recovery import dir_bytes
 
     size = dir_bytes(state_dir) if state_dir.is_dir() else 0
     finding = f"{free / 1e9:.1f} GB free at {where}; the index takes {size / 1e6:.1f} MB"
@@ -276,7 +281,7 @@ def _probe_remote(settings: Settings, name: str, check: str, what: str, url: str
 
 
 def check_remote_store(settings: Settings) -> Finding | None:
-    from indexer.remote_embed import public_url
+    from indexer.embed.remote import public_url
 
     if not settings.chroma_url:
         return None
@@ -289,7 +294,7 @@ def check_remote_store(settings: Settings) -> Finding | None:
 
 
 def check_remote_embedder(settings: Settings) -> Finding | None:
-    from indexer.remote_embed import endpoint_url, public_url
+    from indexer.embed.remote import endpoint_url, public_url
 
     if not settings.embedder_url:
         return None

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from indexer.errors import ForgeError
+from indexer.core.errors import ForgeError
 from server.cli_common import JsonOpt, StateDir, WorkspaceOpt, cli_settings, fail
 
 OVERRIDE_HINT = ("to index it anyway, add a pattern that matches it to indexSecretFiles in your user "
@@ -22,10 +22,10 @@ OVERRIDE_HINT = ("to index it anyway, add a pattern that matches it to indexSecr
 
 
 def _decide(root: Path, rel: str, state_dir: Path | None) -> dict[str, Any]:
-    from indexer.discover import check_path, load_source, secret_allowed, secret_reason
-    from indexer.ignore import IgnoreRules
-    from indexer.secret_scan import scan
-    from indexer.types import FileError, Skipped, SourceFile
+    from indexer.core.types import FileError, Skipped, SourceFile
+    from indexer.files.discover import check_path, load_source, secret_allowed, secret_reason
+    from indexer.files.ignore import IgnoreRules
+    from indexer.files.secret_scan import scan
 
     settings = cli_settings(root, state_dir)
     out: dict[str, Any] = {"path": rel, "indexed": False, "reason": None, "override": None, "hint": None}

@@ -13,7 +13,7 @@ Once a request is sent its answer, or its error, is final: nothing runs twice.
 
 The options mirror `server.cli`'s; `tests/unit/test_cli_fast.py` holds the two together.
 Only the settings that locate the daemon are read here (`stateDir`, `sharedDaemon`,
-`keyringBackend`, from the same sources as `indexer.settings.load_settings`); anything
+`keyringBackend`, from the same sources as `indexer.core.settings.load_settings`); anything
 unusual in them (an unreadable config file, a value that is not plainly valid) sends the
 command to the full CLI, which validates and warns as always.
 """
@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexer.errors import ForgeError
-from indexer.limits import MAX_RESULTS, MIN_BUDGET, SEARCH_MODES
-from indexer.locations import ENV_PREFIX, WORKSPACE_CONFIG_FILE, read_toml, user_config_file
+from indexer.core.errors import ForgeError
+from indexer.core.limits import MAX_RESULTS, MIN_BUDGET, SEARCH_MODES
+from indexer.core.locations import ENV_PREFIX, WORKSPACE_CONFIG_FILE, read_toml, user_config_file
 
 COMMANDS = ("search", "context", "status")
 #: Keys read here, by field name, with their spellings in config files. `state_dir` and
-#: `keyring_backend` are user-only (`indexer.settings.USER_ONLY_KEYS`): a workspace file
+#: `keyring_backend` are user-only (`indexer.core.settings.USER_ONLY_KEYS`): a workspace file
 #: that names them sends the command to the full CLI, which ignores them with a warning.
 KEYS = {"state_dir": ("state_dir", "stateDir"), "shared_daemon": ("shared_daemon", "sharedDaemon"),
         "keyring_backend": ("keyring_backend", "keyringBackend")}

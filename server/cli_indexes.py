@@ -14,14 +14,14 @@ from typing import Annotated
 
 import typer
 
-from indexer.errors import ForgeError
+from indexer.core.errors import ForgeError
 from server.cli_common import JsonOpt, StateDir, fail
 
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 def _state_root(state_dir: Path | None) -> Path:
-    from indexer.settings import load_settings
+    from indexer.core.settings import load_settings
     from server.daemon.paths import state_root
 
     settings, warnings = load_settings(None, {"state_dir": state_dir} if state_dir else None)
@@ -45,7 +45,7 @@ def _when(t: float | None) -> str:
 
 def list_indexes(json_out: JsonOpt = False, state_dir: StateDir = None) -> None:
     """List every index under the state root: workspace, size, files and chunks, last use."""
-    from indexer.catalog import list_indexes as entries_under
+    from indexer.store.catalog import list_indexes as entries_under
 
     root = _state_root(state_dir)
     entries = entries_under(root)
@@ -87,9 +87,9 @@ def forget(
     state_dir: StateDir = None,
 ) -> None:
     """Delete the index of a workspace (and its --rev indexes): refused while it is in use."""
-    from indexer.catalog import delete_index, indexes_of
-    from indexer.locations import workspaces_dir
-    from indexer.settings import Settings
+    from indexer.core.locations import workspaces_dir
+    from indexer.core.settings import Settings
+    from indexer.store.catalog import delete_index, indexes_of
     from indexer.workspace import state_dir_for
 
     root = path.expanduser().resolve()

@@ -2,8 +2,8 @@
 
 The full CLI (`server.cli`) and the daemon client that answers without it
 (`server.cli_fast`) print through these functions, so a result looks the same whichever
-path served it, from the same typed results (`indexer.types`) whichever workspace answered
-(in-process or the daemon's). Standard library and `indexer.types` only at import: the fast
+path served it, from the same typed results (`indexer.core.types`) whichever workspace answered
+(in-process or the daemon's). Standard library and `indexer.core.types` only at import: the fast
 path must not import the CLI framework. Search results are styled with rich only when stdout is a terminal that takes
 colour (not `NO_COLOR`, not `TERM=dumb`); rich is imported then and only then (about
 40 ms), and the text is the same either way, only the colours differ.
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from indexer.types import ContextResult, SearchHit, WorkspaceStatus
+from indexer.core.types import ContextResult, SearchHit, WorkspaceStatus
 
 #: Lines of code shown under each search hit: its first line and the best-matching ones.
 PREVIEW_LINES = 3

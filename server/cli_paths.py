@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from indexer.errors import ForgeError
+from indexer.core.errors import ForgeError
 
 
 def workspace_file(root: Path, name: str | Path) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from indexer.errors import ForgeError
+from indexer.core.errors import ForgeError
 from server.cli_common import cli_settings, fail
 
 remote_app = typer.Typer(

@@ -6,7 +6,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from indexer.types import SearchHit, Snippet, SymbolMatch
+from indexer.core.types import SearchHit, Snippet, SymbolMatch
 from server.roots import RootState
 
 SYMBOL_KINDS: dict[str, types.SymbolKind] = {

@@ -27,7 +27,7 @@ from pygls.exceptions import (
     JsonRpcRequestCancelled,
 )
 
-from indexer.errors import Cancelled, ForgeError, IndexLocked, IndexNotReady, InvalidQuery
+from indexer.core.errors import Cancelled, ForgeError, IndexLocked, IndexNotReady, InvalidQuery
 from server.params import ParamsError
 
 log = logging.getLogger(__name__)

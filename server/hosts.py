@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 from server.runtime import Notifier, ProgressHost
 
 if TYPE_CHECKING:
-    from indexer.settings import Settings
+    from indexer.core.settings import Settings
     from indexer.workspace import CancelToken, Workspace
     from server.roots import RootRegistry, RootState
 

@@ -10,7 +10,7 @@ Queries never wait for this thread: they run on the query pool.
 
 Opening an index that another process holds, or that is briefly busy, is retried with
 backoff (the root shows state "retrying" and says why). A damaged index is never fatal:
-opening it heals it (`indexer.recovery`), damage found later by a query or a run reopens
+opening it heals it (`indexer.store.recovery`), damage found later by a query or a run reopens
 it through the same checks, the user is told once with `window/showMessage`, and the
 refill runs as a normal background scan while lexical search answers. Only a repair that
 fails twice in a row leaves the root in state "error".
@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lsprotocol import types
 
-from indexer import metrics, recovery
-from indexer.errors import (
+from indexer.core import metrics
+from indexer.core.errors import (
     Cancelled,
     DiskFull,
     ForgeError,
@@ -43,7 +43,8 @@ from indexer.errors import (
     StoreCorrupt,
     StoreRepairing,
 )
-from indexer.types import IndexSummary, Progress
+from indexer.core.types import IndexSummary, Progress
+from indexer.store import recovery
 from server import tracing
 from server.logs import WORKSPACE
 from server.metrics_http import observe_root

@@ -152,7 +152,7 @@ def configured_format(explicit: str | None = None) -> str:
     if explicit:
         return explicit
     try:
-        from indexer.settings import load_settings
+        from indexer.core.settings import load_settings
 
         return load_settings(None)[0].log_format
     except Exception:  # a broken config file is reported where settings are loaded for real

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from indexer.errors import ForgeError
+from indexer.core.errors import ForgeError
 
 
 class LoopbackAddressError(ForgeError):

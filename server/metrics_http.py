@@ -1,7 +1,7 @@
 """The opt-in Prometheus endpoint (`--metrics 127.0.0.1:9464`, or `metricsAddress`).
 
 Serves prometheus_client's default registry (every metric is defined in
-`indexer/metrics.py`) with prometheus_client's own WSGI server in a daemon thread. Loopback
+`indexer/core/metrics.py`) with prometheus_client's own WSGI server in a daemon thread. Loopback
 only: metrics name workspaces and show activity, so an address that resolves to anything
 but 127.0.0.0/8 or ::1 is refused. The per-workspace gauges (files, chunks, vectors, queue
 depth) are refreshed from `Workspace.status()` (cheap: SQLite counts) at every scrape, and
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import REGISTRY, start_http_server
 from prometheus_client.metrics_core import Metric
 
-from indexer import metrics
-from indexer.errors import ForgeError
+from indexer.core import metrics
+from indexer.core.errors import ForgeError
 from server.loopback import loopback_host as resolve_loopback
 from server.loopback import split_host_port
 

@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from indexer.globs import check_globs
+from indexer.core.globs import check_globs
 
 P = TypeVar("P", bound="RequestParams")
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from indexer.types import Progress
+from indexer.core.types import Progress
 
 if TYPE_CHECKING:
     from indexer.workspace import CancelToken

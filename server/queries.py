@@ -1,6 +1,6 @@
 """What the request handlers do, across roots; runs on the query pool, never the event loop.
 
-Each request is counted and timed (`indexer.metrics` REQUESTS, REQUEST_LATENCY, and
+Each request is counted and timed (`indexer.core.metrics` REQUESTS, REQUEST_LATENCY, and
 REQUEST_ERRORS by the error's class name) and, when tracing is on, gets a span.
 """
 
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsprotocol import types
 
-from indexer import metrics
-from indexer.errors import Cancelled, ForgeError, IndexNotReady
-from indexer.types import SearchHit, Snippet, WorkspaceStatus
+from indexer.core import metrics
+from indexer.core.errors import Cancelled, ForgeError, IndexNotReady
+from indexer.core.types import SearchHit, Snippet, WorkspaceStatus
 from server import convert, tracing
 from server.params import ContextParams, SearchParams
 from server.roots import RootState, coverage_of

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from indexer.settings import Settings
-from indexer.types import Progress
-from indexer.watch import ChangeBatcher, PathFilter, WorkspaceWatcher
+from indexer.core.settings import Settings
+from indexer.core.types import Progress
 from server.uris import path_to_uri, uri_to_path
+from server.watch import ChangeBatcher, PathFilter, WorkspaceWatcher
 
 if TYPE_CHECKING:
-    from indexer.types import IndexSummary
+    from indexer.core.types import IndexSummary
     from indexer.workspace import CancelToken, Workspace
     from server.progress import IndexProgress
 

@@ -31,7 +31,7 @@ from server.roots import RootRegistry
 from server.version import version
 
 if TYPE_CHECKING:
-    from indexer.settings import Settings
+    from indexer.core.settings import Settings
     from indexer.workspace import CancelToken, Workspace
 
 log = logging.getLogger(__name__)

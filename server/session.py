@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lsprotocol import types
 
-from indexer.settings import Settings, load_settings
-from indexer.watch import ChangeBatch, ChangeBatcher, PathFilter, WorkspaceWatcher, git_busy
+from indexer.core.settings import Settings, load_settings
 from server.roots import RootRegistry, RootState
 from server.uris import uri_to_path
+from server.watch import ChangeBatch, ChangeBatcher, PathFilter, WorkspaceWatcher, git_busy
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -183,7 +183,7 @@ def stop_changes(root: RootState) -> None:
 
 
 def _load_rules(root: RootState) -> Any:
-    from indexer.discover import IgnoreRules
+    from indexer.files.discover import IgnoreRules
 
     return IgnoreRules.load(root.path, root.settings)
 

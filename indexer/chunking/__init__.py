@@ -24,10 +24,10 @@ import logging
 
 from indexer.chunking.fit import CountTokens
 from indexer.chunking.languages import SPECS, language_for_path, parser_for
+from indexer.chunking.lexical import embed_text
 from indexer.chunking.text import chunk_lines, chunk_markdown
 from indexer.chunking.treesitter import chunk_tree
-from indexer.lexical import embed_text
-from indexer.types import ChunkedFile
+from indexer.core.types import ChunkedFile
 
 __all__ = ["CHUNKER_VERSION", "SUPPORTED_LANGUAGES", "chunk_file", "embedding_input", "language_for_path"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from indexer.types import Chunk, SymbolKind
+from indexer.core.types import Chunk, SymbolKind
 
 CountTokens = Callable[[str], int]
 

@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 
 from tree_sitter import Language, Parser
 
-from indexer.types import SymbolKind
+from indexer.core.types import SymbolKind
 
 
 @dataclass(frozen=True)

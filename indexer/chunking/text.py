@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from indexer.chunking.fit import CountTokens, line_windows
-from indexer.types import Chunk, ChunkedFile, Symbol
+from indexer.core.types import Chunk, ChunkedFile, Symbol
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 

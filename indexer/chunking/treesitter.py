@@ -30,8 +30,8 @@ from tree_sitter import Node
 
 from indexer.chunking.fit import CountTokens, split_range
 from indexer.chunking.languages import SPECS, LanguageSpec
-from indexer.lexical import IDENTIFIER, embed_text
-from indexer.types import Chunk, ChunkedFile, Symbol, SymbolKind
+from indexer.chunking.lexical import IDENTIFIER, embed_text
+from indexer.core.types import Chunk, ChunkedFile, Symbol, SymbolKind
 
 TEXT_LINES = 60  # lines of a definition its chunk text carries (the model truncates at its cap)
 _CHARS_PER_TOKEN_CAP = 12  # a chunk text never needs more characters than this per token of budget

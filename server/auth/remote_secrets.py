@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from indexer.errors import ForgeError
-from indexer.settings import Settings
+from indexer.core.errors import ForgeError
+from indexer.core.settings import Settings
 from server.auth.secret import SERVICE, _call, select_backend
 
 TARGETS = ("chroma", "embedder")

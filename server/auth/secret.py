@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from indexer.errors import ForgeError
+from indexer.core.errors import ForgeError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexer.errors import ForgeError
-from indexer.processes import process_alive
+from indexer.core.errors import ForgeError
+from indexer.core.processes import process_alive
 from server.auth.proof import b64, client_auth, daemon_auth, make_proof, new_nonce, same, unb64
 from server.daemon.framing import FramingError, frame, read_message, read_message_sync
 from server.daemon.paths import DaemonPaths

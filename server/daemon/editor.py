@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from indexer.errors import ForgeError
-from indexer.settings import load_settings
+from indexer.core.errors import ForgeError
+from indexer.core.settings import load_settings
 from server.daemon.client import Endpoint
 from server.daemon.framing import FramingError, frame, read_message_sync
 from server.session import client_section

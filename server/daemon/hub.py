@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from indexer import metrics
+from indexer.core import metrics
 from server.daemon.framing import frame
 from server.uris import uri_to_path
 

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from indexer.locations import default_state_root
+from indexer.core.locations import default_state_root
 
 #: What each `KeyringUnavailable.reason` means, in a few words.
 WHY = {

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import platformdirs
 
-from indexer.errors import ForgeError
-from indexer.locations import APP_NAME, default_state_root
+from indexer.core.errors import ForgeError
+from indexer.core.locations import APP_NAME, default_state_root
 
 
 class StateDirSetting(Protocol):

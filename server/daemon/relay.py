@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from indexer.processes import process_alive
+from indexer.core.processes import process_alive
 from server.daemon.client import (
     DaemonUnavailable,
     Endpoint,

@@ -1,8 +1,8 @@
 """The CLI's commands answered by a running daemon (no model load, no index open here).
 
 `connect(workspace, settings)` returns a `RemoteWorkspace` when the workspace's daemon
-runs, else None (the CLI then works in-process). It is an `indexer.workspace_api.WorkspaceLike`:
-results come back as the same `indexer.types` values the in-process workspace returns,
+runs, else None (the CLI then works in-process). It is an `indexer.core.workspace_api.WorkspaceLike`:
+results come back as the same `indexer.core.types` values the in-process workspace returns,
 with paths relative to the workspace and 1-based inclusive lines. The wire JSON is read
 in the `*_from_wire` functions below, the inverse of `server.convert` and
 `server.queries.root_status` (which need lsprotocol, so the fast path cannot share them).
@@ -15,14 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from indexer.errors import ForgeError, IndexNotReady, InvalidQuery
-from indexer.types import ContextResult, SearchHit, Snippet, WorkspaceStatus
+from indexer.core.errors import ForgeError, IndexNotReady, InvalidQuery
+from indexer.core.types import ContextResult, SearchHit, Snippet, WorkspaceStatus
 from server.daemon.client import DaemonClient, DaemonRequestError, Endpoint, find_daemon
 from server.daemon.paths import RuntimeDirUnsafe, paths_for
 from server.uris import path_to_uri, uri_to_path
 
 if TYPE_CHECKING:
-    from indexer.protocols import Cancellable
+    from indexer.core.protocols import Cancellable
 
 
 class ClientSettings(Protocol):

@@ -45,8 +45,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from indexer.errors import ForgeError
-from indexer.settings import Settings
+from indexer.core.errors import ForgeError
+from indexer.core.settings import Settings
 from server import __version__
 from server.auth import secret as keyring_secret
 from server.auth.proof import (

@@ -36,7 +36,7 @@ def daemon_env(settings: Any, *extra: str) -> dict[str, str]:
     """The environment a daemon started for `settings` gets: the user-only settings (state
     dir, model, ...) decide which index it opens, and reach it this way, never through its
     arguments; `extra` names more settings to pass on (an editor's `index_on_startup`)."""
-    from indexer.settings import ENV_PREFIX, USER_ONLY_KEYS
+    from indexer.core.settings import ENV_PREFIX, USER_ONLY_KEYS
 
     return {ENV_PREFIX + k.upper(): str(getattr(settings, k)) for k in (*USER_ONLY_KEYS, *extra)
             if getattr(settings, k) is not None}

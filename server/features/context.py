@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from indexer.errors import InvalidQuery
+from indexer.core.errors import InvalidQuery
 from server import queries
 from server.errors import rpc_errors
 from server.params import ContextParams, parse_params

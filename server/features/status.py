@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from indexer.errors import InvalidQuery
+from indexer.core.errors import InvalidQuery
 from server import queries
 from server.errors import rpc_errors
 from server.params import ReindexParams, StatusParams, parse_params

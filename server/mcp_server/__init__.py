@@ -16,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from indexer.errors import ForgeError
+from indexer.core.errors import ForgeError
 
 log = logging.getLogger("server.mcp")
 
@@ -32,7 +32,7 @@ def serve(workspace: Path, state_dir: Path | None = None) -> int:
     try:
         if not root.is_dir():
             raise ForgeError(f"{root} is not a folder: give the workspace to serve with -w PATH")
-        from indexer.settings import load_settings
+        from indexer.core.settings import load_settings
 
         settings, warnings = load_settings(root, {"state_dir": state_dir} if state_dir else None)
         for w in warnings:

@@ -17,8 +17,8 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
-from indexer.errors import Cancelled, ForgeError, IndexNotReady
-from indexer.settings import Settings
+from indexer.core.errors import Cancelled, ForgeError, IndexNotReady
+from indexer.core.settings import Settings
 
 log = logging.getLogger("server.mcp")
 
@@ -210,7 +210,7 @@ def _wait_gone(pid: int, timeout_s: float = 10.0) -> None:
     registry entry still names it: wait that out before looking for a daemon again."""
     import time
 
-    from indexer.processes import process_alive
+    from indexer.core.processes import process_alive
 
     deadline = time.monotonic() + timeout_s
     while process_alive(pid) and time.monotonic() < deadline:

@@ -20,9 +20,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from indexer.errors import ForgeError
-from indexer.globs import glob_problem
-from indexer.limits import MAX_RESULTS
+from indexer.core.errors import ForgeError
+from indexer.core.globs import glob_problem
+from indexer.core.limits import MAX_RESULTS
 from server.mcp_server.backend import Backend
 
 MAX_QUERY = 4096

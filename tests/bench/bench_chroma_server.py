@@ -23,8 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from indexer.remote_store import RemoteSpec, RemoteVectorStore, collection_name
-from indexer.store import VectorStore
+from indexer.store.index import VectorStore
+from indexer.store.remote import RemoteSpec, RemoteVectorStore, collection_name
 from tests.e2e.chroma_helpers import ChromaServer
 
 DIM = 384

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from indexer.settings import load_settings  # noqa: E402
+from indexer.core.settings import load_settings  # noqa: E402
 from server.auth import secret as keyring_secret  # noqa: E402
 from server.auth.proof import ReplayCache, make_proof, verify  # noqa: E402
 from server.daemon.client import DaemonClient, find_daemon, handshake, open_connection  # noqa: E402

@@ -57,9 +57,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from indexer.embed import LlamaEmbedder, get_embedder  # noqa: E402
-from indexer.model import bundled_model_dir, ensure_model_file, resolve_model  # noqa: E402
-from indexer.settings import Settings  # noqa: E402
+from indexer.core.settings import Settings  # noqa: E402
+from indexer.embed.llama import LlamaEmbedder, get_embedder  # noqa: E402
+from indexer.embed.model import bundled_model_dir, ensure_model_file, resolve_model  # noqa: E402
 
 THREADS = 2
 N_CHUNKS = 300

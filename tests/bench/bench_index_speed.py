@@ -77,8 +77,8 @@ def build_corpus(cache: Path, dest: Path) -> Path:
 
 
 def child_ours(corpus: Path) -> dict[str, Any]:
-    from indexer.settings import Settings
-    from indexer.types import Progress
+    from indexer.core.settings import Settings
+    from indexer.core.types import Progress
     from indexer.workspace import Workspace
 
     marks: dict[str, Any] = {}
@@ -105,8 +105,8 @@ def child_ours(corpus: Path) -> dict[str, Any]:
 
 
 def child_windows(corpus: Path) -> dict[str, Any]:
-    from indexer.embed import get_embedder
-    from indexer.settings import Settings
+    from indexer.core.settings import Settings
+    from indexer.embed.llama import get_embedder
 
     emb = get_embedder(Settings(max_tokens=256, embed_tokens=256))
     texts = []
@@ -141,9 +141,9 @@ def child_readme(repo: Path) -> dict[str, Any]:
 def child_alone(repo: Path) -> dict[str, Any]:
     """The embedder alone on exactly what the pipeline gives it for `repo`: the same pages of
     distinct model inputs (phase 1 run first, untimed), timed page by page and all at once."""
-    from indexer.embed import get_embedder
+    from indexer.core.settings import Settings
+    from indexer.embed.llama import get_embedder
     from indexer.pipeline import EMBED_PAGE, model_input
-    from indexer.settings import Settings
     from indexer.workspace import Workspace
 
     pages: list[list[str]] = []
@@ -207,8 +207,8 @@ def baseline_checkout(rev: str, dest: Path) -> Path:
 
 def child_warm() -> dict[str, Any]:
     """Convert and load the default model once, untimed (a baseline's private cache)."""
-    from indexer.embed import get_embedder
-    from indexer.settings import Settings
+    from indexer.core.settings import Settings
+    from indexer.embed.llama import get_embedder
 
     get_embedder(Settings())
     return {}
@@ -235,9 +235,9 @@ def child_vectorcode(corpus: Path, exe: Path) -> dict[str, Any]:
     """`vectorcode vectorise -r .` on a private copy of `corpus`, with a fresh database."""
     import sqlite3
 
-    from indexer.embed import get_embedder
-    from indexer.model import DEFAULT_MAX_TOKENS, bundled_model_dir
-    from indexer.settings import Settings
+    from indexer.core.settings import Settings
+    from indexer.embed.llama import get_embedder
+    from indexer.embed.model import DEFAULT_MAX_TOKENS, bundled_model_dir
 
     with tempfile.TemporaryDirectory(prefix="bench-vectorcode-") as tmp:
         work, db = Path(tmp) / "project", Path(tmp) / "db"

@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from codesearch_data import build  # noqa: E402
 
 from indexer.chunking import CHUNKER_VERSION  # noqa: E402
-from indexer.embed import get_embedder  # noqa: E402
-from indexer.settings import Settings  # noqa: E402
+from indexer.core.settings import Settings  # noqa: E402
+from indexer.embed.llama import get_embedder  # noqa: E402
 from indexer.workspace import Workspace  # noqa: E402
 
 SEED_VECTORS = 1000
@@ -157,7 +157,7 @@ def _percentiles(times: list[float]) -> dict[str, float]:
 
 def measure(base: Path, cache: Path) -> dict[str, Any]:
     """Runs in a fresh process: open, warm up, time queries, read RSS."""
-    from indexer.lexical import embed_text
+    from indexer.chunking.lexical import embed_text
 
     queries = [q.query for _, qs in build(cache).values() for q in qs][:220]
     rss_start = _rss()

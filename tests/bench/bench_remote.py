@@ -25,8 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from indexer.embed import get_embedder  # noqa: E402
-from indexer.settings import Settings  # noqa: E402
+from indexer.core.settings import Settings  # noqa: E402
+from indexer.embed.llama import get_embedder  # noqa: E402
 from indexer.workspace import Workspace  # noqa: E402
 from tests.e2e.test_remote_embedder import LlamaServer, free_port  # noqa: E402
 

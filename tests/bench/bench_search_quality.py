@@ -39,11 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from codesearch_data import MAX_CHARS, Query, build, state_dir  # noqa: E402
 
-from indexer import context as context_mod  # noqa: E402
-from indexer.embed import LlamaEmbedder, get_embedder  # noqa: E402
-from indexer.model import DEFAULT_MAX_TOKENS  # noqa: E402
-from indexer.settings import Settings  # noqa: E402
-from indexer.types import SearchHit, Snippet  # noqa: E402
+from indexer.core.settings import Settings  # noqa: E402
+from indexer.core.types import SearchHit, Snippet  # noqa: E402
+from indexer.embed.llama import LlamaEmbedder, get_embedder  # noqa: E402
+from indexer.embed.model import DEFAULT_MAX_TOKENS  # noqa: E402
+from indexer.search import context as context_mod  # noqa: E402
 from indexer.workspace import Workspace  # noqa: E402
 
 K = 10

@@ -1,4 +1,4 @@
-"""How well `indexer.secret_scan` tells secrets from code, and what it costs per file.
+"""How well `indexer.files.secret_scan` tells secrets from code, and what it costs per file.
 
 Recall: a corpus of realistic-looking fake secrets, generated here from random bytes each
 run (never real ones, never written to the repository): private keys of every common
@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from indexer.secret_scan import SCAN_CHARS, scan  # noqa: E402
+from indexer.files.secret_scan import SCAN_CHARS, scan  # noqa: E402
 
 ALNUM = string.ascii_letters + string.digits
 

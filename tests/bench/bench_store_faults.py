@@ -72,10 +72,10 @@ FAULTS: dict[str, Callable[[Path], None]] = {
 
 def open_check_cost(ws: Path, state: Path, rounds: int = 30) -> None:
     """The checks `open_checked` adds on a healthy, cleanly closed index, in-process."""
-    from indexer.health import Health, check_chroma
-    from indexer.recovery import open_checked
-    from indexer.settings import Settings
-    from indexer.store import IndexStore
+    from indexer.core.settings import Settings
+    from indexer.store.health import Health, check_chroma
+    from indexer.store.index import IndexStore
+    from indexer.store.recovery import open_checked
     from indexer.workspace import Workspace
 
     with Workspace(ws, Settings(state_dir=state)) as w:  # leaves a clean health record

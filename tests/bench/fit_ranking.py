@@ -1,8 +1,8 @@
-"""Fit the relevance model of `indexer.ranking` on the tune split (never on held).
+"""Fit the relevance model of `indexer.search.ranking` on the tune split (never on held).
 
     nice -n 10 .venv/bin/python tests/bench/fit_ranking.py [--cache DIR]
 
-Runs the product's own candidate generation (`indexer.query.candidates`) for every tune
+Runs the product's own candidate generation (`indexer.search.query.candidates`) for every tune
 query on the workspaces `bench_search_quality.py` indexed, computes `ranking.features`,
 labels a candidate 1 when it overlaps the answer, then:
 
@@ -13,7 +13,7 @@ labels a candidate 1 when it overlaps the answer, then:
 3. fits the one-feature calibrations for vector-only and lexical-only modes.
 
 Prints tune MRR@10 with the current and the fitted coefficients, and the coefficients to
-paste into indexer/ranking.py. Pools are cached, so a refit after editing features
+paste into indexer/search/ranking.py. Pools are cached, so a refit after editing features
 needs `--refresh` only when candidate generation changed.
 """
 
@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from codesearch_data import build, state_dir  # noqa: E402
 
-from indexer import query as query_mod  # noqa: E402
-from indexer import ranking  # noqa: E402
-from indexer.embed import get_embedder  # noqa: E402
-from indexer.lexical import query_words  # noqa: E402
-from indexer.settings import Settings  # noqa: E402
+from indexer.chunking.lexical import query_words  # noqa: E402
+from indexer.core.settings import Settings  # noqa: E402
+from indexer.embed.llama import get_embedder  # noqa: E402
+from indexer.search import query as query_mod  # noqa: E402
+from indexer.search import ranking  # noqa: E402
 from indexer.workspace import Workspace  # noqa: E402
 
 Pool = tuple[np.ndarray, np.ndarray]  # features (n, F), labels (n,)

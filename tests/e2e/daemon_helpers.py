@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexer.settings import load_settings
+from indexer.core.settings import load_settings
 from server.auth import secret as keyring_secret
 from server.auth.proof import make_proof
 from server.daemon.client import Endpoint, find_daemon, handshake, open_connection

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from indexer.errors import RemoteUnavailable
-from indexer.settings import Settings, load_settings
+from indexer.core.errors import RemoteUnavailable
+from indexer.core.settings import Settings, load_settings
 from indexer.workspace import Workspace
 from tests.conftest import FIXTURES
 from tests.e2e.chroma_helpers import ChromaServer
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def embedder():  # type: ignore[no-untyped-def]
-    from indexer.embed import get_embedder
+    from indexer.embed.llama import get_embedder
 
     return get_embedder(Settings())
 
@@ -168,7 +168,7 @@ def test_chroma_url_in_workspace_file_is_ignored(tmp_path: Path) -> None:
 
 
 def test_team_index_without_server_is_a_clear_error(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    from indexer.errors import ForgeError
+    from indexer.core.errors import ForgeError
 
     root = tmp_path / "ws"
     root.mkdir()
@@ -181,7 +181,7 @@ def test_team_index_without_server_is_a_clear_error(tmp_path: Path, embedder) ->
 def test_auth_header_is_sent_from_the_secret(tmp_path: Path, server: ChromaServer, embedder) -> None:  # type: ignore[no-untyped-def]
     """The header named by chromaAuthHeader carries the keyring's value (here a stub
     `secrets` callable: the keyring itself is the server layer's, tested there)."""
-    from indexer.errors import ForgeError
+    from indexer.core.errors import ForgeError
 
     root = tmp_path / "ws"
     root.mkdir()

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slow]
 #: What a client that only sends a request must not load (issue: "no chromadb, no
 #: llama_cpp, no numpy, no tree-sitter"), and the CLI framework and settings model besides.
 HEAVY = ("chromadb", "llama_cpp", "numpy", "tree_sitter", "pydantic", "typer", "rich", "lsprotocol",
-         "watchdog", "sqlite_utils", "indexer.settings", "indexer.workspace", "server.cli")
+         "watchdog", "sqlite_utils", "indexer.core.settings", "indexer.workspace", "server.cli")
 
 PROBE = """
 import json, sys

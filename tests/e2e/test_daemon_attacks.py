@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from indexer.secret_scan import scan
+from indexer.files.secret_scan import scan
 from server.auth.proof import b64, digest, make_proof
 from server.daemon.client import DaemonUnavailable, open_connection
 from server.daemon.framing import PREAUTH_MAX_BODY, frame, read_message

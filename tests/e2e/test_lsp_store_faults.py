@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 from pytest_lsp import LanguageClient
 
-from indexer.settings import Settings
+from indexer.core.settings import Settings
 from tests.conftest import FIXTURES
 from tests.e2e.helpers import REPO, SERVER, accept_registrations, call, search, wait_indexed
 

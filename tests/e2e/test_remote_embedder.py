@@ -21,9 +21,9 @@ import httpx
 import numpy as np
 import pytest
 
-from indexer.errors import RemoteUnavailable
-from indexer.settings import Settings
-from indexer.types import Progress
+from indexer.core.errors import RemoteUnavailable
+from indexer.core.settings import Settings
+from indexer.core.types import Progress
 
 
 def free_port() -> int:
@@ -74,7 +74,7 @@ class LlamaServer:
 
 @pytest.fixture(scope="module")
 def local():  # type: ignore[no-untyped-def]
-    from indexer.embed import get_embedder
+    from indexer.embed.llama import get_embedder
 
     return get_embedder(Settings())
 
@@ -115,7 +115,7 @@ def vectors_cached(ws) -> int:  # type: ignore[no-untyped-def]
 
 
 def test_remote_vectors_match_the_local_model(llama_server: LlamaServer, local) -> None:  # type: ignore[no-untyped-def]
-    from indexer.remote_embed import SAMPLE, get_remote_embedder
+    from indexer.embed.remote import SAMPLE, get_remote_embedder
 
     remote = get_remote_embedder(Settings(embedder_url=llama_server.url + "/v1"), None)
     try:
@@ -133,7 +133,7 @@ def test_index_through_the_server_stop_it_mid_run_and_resume(
     tmp_path: Path, llama_server: LlamaServer, local  # type: ignore[no-untyped-def]
 ) -> None:
     from indexer.pipeline import model_input
-    from indexer.store import PendingText
+    from indexer.store.index import PendingText
     from indexer.workspace import Workspace
 
     root = make_workspace(tmp_path / "ws", files=60)  # ~180 chunks: 2 pages of phase 2

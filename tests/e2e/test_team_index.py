@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.settings import Settings
+from indexer.core.settings import Settings
 from indexer.workspace import Workspace
 from tests.e2e.chroma_helpers import ChromaServer
 
@@ -122,7 +122,7 @@ def server(tmp_path: Path) -> Iterator[ChromaServer]:
 
 @pytest.fixture(scope="module")
 def embedder():  # type: ignore[no-untyped-def]
-    from indexer.embed import get_embedder
+    from indexer.embed.llama import get_embedder
 
     return get_embedder(Settings())
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from indexer.settings import Settings
+from indexer.core.settings import Settings
 from tests.conftest import FIXTURES
 
 
 @pytest.fixture(scope="session")
 def embedder():  # type: ignore[no-untyped-def]
     """The real llama.cpp embedder on the real converted default model (loaded once)."""
-    from indexer.embed import get_embedder
+    from indexer.embed.llama import get_embedder
 
     return get_embedder(Settings())
 

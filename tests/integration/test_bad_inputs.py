@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.settings import default_cache_root
+from indexer.core.settings import default_cache_root
 
 pytestmark = pytest.mark.slow
 

@@ -75,7 +75,7 @@ def test_kill_9_then_rerun_repairs(tmp_path: Path, table: str, kill_after: int) 
     assert status["semantic_coverage"] == 1.0
 
     # Exact agreement of ids, and no chunk without a cached vector.
-    from indexer.settings import Settings
+    from indexer.core.settings import Settings
     from indexer.workspace import Workspace
 
     with Workspace(ws, Settings(state_dir=state)) as w:

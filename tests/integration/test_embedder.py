@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.embed import LlamaEmbedder, get_embedder
-from indexer.errors import ModelInvalid
-from indexer.model import bundled_model_dir, convert_bert_to_gguf, read_vocab
-from indexer.settings import Settings
+from indexer.core.errors import ModelInvalid
+from indexer.core.settings import Settings
+from indexer.embed.llama import LlamaEmbedder, get_embedder
+from indexer.embed.model import bundled_model_dir, convert_bert_to_gguf, read_vocab
 
 pytestmark = pytest.mark.slow
 
@@ -267,7 +267,7 @@ def test_a_context_that_is_not_a_multiple_of_64_embeds(tmp_path: Path) -> None:
 
     gguf_path = convert_bert_to_gguf(make_bert_dir(tmp_path / "tiny", ctx=514), tmp_path / "t.gguf", name="t514")
     script = (
-        "import sys; from indexer.embed import get_embedder; from indexer.settings import Settings\n"
+        "import sys; from indexer.embed.llama import get_embedder; from indexer.core.settings import Settings\n"
         "e = get_embedder(Settings(model_path=sys.argv[1], max_tokens=514, n_threads=1))\n"
         "v = e.embed_documents(['hello world ' * 400, 'hello', 'world hello'])\n"
         "print(e.max_tokens, v.shape, bool((v == v).all()))\n"

@@ -95,14 +95,14 @@ def test_single_path_reindex_and_deleted_path(polyglot: Path, open_ws) -> None: 
 
 
 def test_model_setting_change_triggers_clean_reembed(polyglot: Path, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    from indexer.settings import Settings
+    from indexer.core.settings import Settings
     from indexer.workspace import Workspace
 
     state = tmp_path / "state-model"
     with Workspace(polyglot, Settings(state_dir=state), embedder=embedder) as ws:
         first = ws.index()
     # A different max_tokens changes chunking and the index config: nothing may be mixed.
-    from indexer.embed import get_embedder
+    from indexer.embed.llama import get_embedder
 
     other = get_embedder(Settings(max_tokens=96))
     with Workspace(polyglot, Settings(state_dir=state, max_tokens=96), embedder=other) as ws:

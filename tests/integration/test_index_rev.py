@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer import gitrev
-from indexer.gitrev import GitRevisionError, RevisionSource
-from indexer.settings import Settings
+from indexer.core.settings import Settings
+from indexer.files import gitrev
+from indexer.files.gitrev import GitRevisionError, RevisionSource
 from indexer.workspace import Workspace
 
 pytestmark = pytest.mark.slow

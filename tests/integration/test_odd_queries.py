@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from indexer.errors import InvalidQuery
+from indexer.core.errors import InvalidQuery
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.types import Progress
+from indexer.core.types import Progress
 
 pytestmark = pytest.mark.slow
 

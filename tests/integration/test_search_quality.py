@@ -54,7 +54,7 @@ def test_lexical_identifier_query_finds_snake_and_camel(indexed) -> None:  # typ
 
 
 def test_bad_queries_get_clear_errors(indexed) -> None:  # type: ignore[no-untyped-def]
-    from indexer.errors import InvalidQuery
+    from indexer.core.errors import InvalidQuery
 
     _, ws = indexed
     for kwargs in ({"query": "   "}, {"query": "x", "limit": 0}, {"query": "x", "languages": "go"},
@@ -105,7 +105,7 @@ def test_implementation_ranks_above_its_test(indexed, query: str, impl: str, tes
 
 
 def test_scores_are_calibrated_relevance_with_a_floor(indexed) -> None:  # type: ignore[no-untyped-def]
-    from indexer import query as query_mod
+    from indexer.search import query as query_mod
 
     _, ws = indexed
     good = ws.search("exponential backoff with random jitter", limit=5)

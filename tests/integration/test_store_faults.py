@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from indexer.settings import Settings
+from indexer.core.settings import Settings
 from tests.conftest import FIXTURES, REPO
 
 pytestmark = pytest.mark.slow
@@ -352,7 +352,7 @@ def test_read_only_state_dir_says_so(template: dict[str, Any], copy: Path, tmp_p
 def test_state_dir_deleted_while_open_is_recreated_without_embedding(
     template: dict[str, Any], copy: Path, embedder: Any
 ) -> None:
-    from indexer.errors import StateDirUnavailable
+    from indexer.core.errors import StateDirUnavailable
     from indexer.workspace import Workspace
 
     with Workspace(template["ws"], Settings(state_dir=copy), embedder=embedder) as w:

@@ -55,7 +55,7 @@ def test_concurrent_first_use_opens_one_store(polyglot: Path, open_ws) -> None: 
 
 
 def test_status_never_loads_the_model_or_opens_the_store(polyglot: Path, tmp_path: Path, open_ws) -> None:  # type: ignore[no-untyped-def]
-    from indexer.settings import Settings
+    from indexer.core.settings import Settings
     from indexer.workspace import Workspace
 
     first = open_ws(polyglot)

@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from indexer.errors import Cancelled, IndexLocked, IndexNotReady, InvalidQuery, ModelNotFound
-from indexer.settings import Settings
-from indexer.types import (
+from indexer.core.errors import Cancelled, IndexLocked, IndexNotReady, InvalidQuery, ModelNotFound
+from indexer.core.settings import Settings
+from indexer.core.types import (
     ContextResult,
     IndexSummary,
     Progress,
@@ -36,7 +36,7 @@ from indexer.types import (
 )
 
 if TYPE_CHECKING:
-    from indexer.protocols import Cancellable
+    from indexer.core.protocols import Cancellable
 
 DEF = re.compile(
     r"^\s*(?:export\s+)?(?:pub\s+)?(?:async\s+)?(?:def|function|func|fn|class|struct)\s+([A-Za-z_]\w*)",
@@ -64,7 +64,7 @@ def words(text: str) -> set[str]:
 
 
 class FakeWorkspace:
-    """Same surface as `indexer.Workspace` (`indexer.workspace_api.IndexingWorkspace`, held
+    """Same surface as `indexer.Workspace` (`indexer.core.workspace_api.IndexingWorkspace`, held
     to it by `tests/unit/test_workspace_api.py`), in memory."""
 
     def __init__(self, root: Path, settings: Settings | None = None) -> None:

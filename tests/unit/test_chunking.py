@@ -10,9 +10,9 @@ import re
 
 import pytest
 
-from indexer import ranking
 from indexer.chunking import SUPPORTED_LANGUAGES, chunk_file, language_for_path
 from indexer.chunking.treesitter import TEXT_LINES
+from indexer.search import ranking
 from tests.conftest import FIXTURES
 
 

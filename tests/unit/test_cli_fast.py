@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import typer.main
 
-from indexer.settings import load_settings
+from indexer.core.settings import load_settings
 from server import cli_fast
 from server.cli import app
 from server.cli_fast import ClientSettings, Defer, client_settings, parse
@@ -180,7 +180,7 @@ def test_settings_the_fast_path_cannot_read_plainly_go_to_the_full_cli(
 
 
 def test_its_user_only_keys_are_the_settings_models() -> None:
-    from indexer.settings import USER_ONLY_KEYS, Settings
+    from indexer.core.settings import USER_ONLY_KEYS, Settings
 
     assert set(cli_fast.KEYS) <= set(Settings.model_fields)
     assert {k for k in cli_fast.KEYS if k in USER_ONLY_KEYS} == cli_fast.USER_ONLY

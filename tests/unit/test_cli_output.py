@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.types import SearchHit
+from indexer.core.types import SearchHit
 from server import cli_output
 from server.cli_output import clip, display_path, preview_lines, print_search
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.errors import ForgeError
+from indexer.core.errors import ForgeError
 from server.cli_paths import check_context_file, workspace_file
 
 

@@ -1,7 +1,7 @@
 """Merging and packing of context snippets (pure functions; token counter is a fake)."""
 
-from indexer.context import merge, pack
-from indexer.types import SearchHit
+from indexer.core.types import SearchHit
+from indexer.search.context import merge, pack
 
 
 def hit(path: str, start: int, end: int, score: float, cid: str) -> SearchHit:

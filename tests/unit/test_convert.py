@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from indexer import model as m
-from indexer.errors import ModelInvalid, ModelNotFound
-from indexer.settings import Settings
+from indexer.core.errors import ModelInvalid, ModelNotFound
+from indexer.core.settings import Settings
+from indexer.embed import model as m
 
 HIDDEN, LAYERS, HEADS, FFN, CTX = 8, 2, 2, 16, 32
 VOCAB = [

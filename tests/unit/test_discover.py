@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-import indexer.discover as discover_mod
-from indexer.discover import (
+import indexer.files.discover as discover_mod
+from indexer.core.settings import Settings
+from indexer.core.types import FileError, Skipped, SourceFile
+from indexer.files.discover import (
     Discovery,
     IgnoreRules,
     LoadedSource,
@@ -25,8 +27,6 @@ from indexer.discover import (
     human_size,
     load_source,
 )
-from indexer.settings import Settings
-from indexer.types import FileError, Skipped, SourceFile
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -291,8 +291,8 @@ _AS_NOBODY = """
 import json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from indexer.discover import discover, load_source
-from indexer.settings import Settings
+from indexer.files.discover import discover, load_source
+from indexer.core.settings import Settings
 d = discover(Path(sys.argv[2]), Settings())
 loaded = {f.path: getattr(load_source(f, Settings()), "error", "ok") for f in d.files}
 print(json.dumps({"errors": [[e.path, e.error] for e in d.errors], "loaded": loaded}))
@@ -309,7 +309,7 @@ def test_unreadable_as_a_real_user() -> None:
             *cmd,
             sys.executable,
             "-c",
-            f"import sys; sys.path.insert(0, {str(REPO)!r}); import indexer.discover",
+            f"import sys; sys.path.insert(0, {str(REPO)!r}); import indexer.files.discover",
         ],
         capture_output=True,
         timeout=30,

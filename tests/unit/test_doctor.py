@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import pytest
 from typer.testing import CliRunner
 
-from indexer.settings import load_settings
+from indexer.core.settings import load_settings
 from indexer.workspace import state_dir_for
 from server.cli import app
 
@@ -23,7 +23,7 @@ SECRET = "Bearer s3cr3t-never-printed"
 @pytest.fixture(scope="module", autouse=True)
 def _converted_model() -> None:
     """Doctor never converts; the healthy case needs the default model converted (once per machine)."""
-    from indexer.model import ensure_default_gguf
+    from indexer.embed.model import ensure_default_gguf
 
     ensure_default_gguf()
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 
-import indexer.discover as discover_mod
-from indexer.discover import IgnoreRules, discover
-from indexer.ignore import _PATHSPEC_DIR_GROUP
-from indexer.settings import Settings
+import indexer.files.discover as discover_mod
+from indexer.core.settings import Settings
+from indexer.files.discover import IgnoreRules, discover
+from indexer.files.ignore import _PATHSPEC_DIR_GROUP
 
 
 def make(root: Path, files: dict[str, str]) -> Path:

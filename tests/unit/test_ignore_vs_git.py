@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from indexer.discover import IgnoreRules, discover
-from indexer.settings import Settings
+from indexer.core.settings import Settings
+from indexer.files.discover import IgnoreRules, discover
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 

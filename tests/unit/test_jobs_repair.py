@@ -9,9 +9,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from indexer.errors import DiskFull, StoreRepairing
-from indexer.settings import Settings
-from indexer.types import IndexSummary
+from indexer.core.errors import DiskFull, StoreRepairing
+from indexer.core.settings import Settings
+from indexer.core.types import IndexSummary
 from server.jobs import MAX_REPAIRS, IndexWorker
 from server.roots import RootState
 

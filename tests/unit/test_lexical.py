@@ -1,6 +1,6 @@
 """Identifier splitting for the FTS5 lexical index."""
 
-from indexer import lexical
+from indexer.chunking import lexical
 
 
 def test_split_camel_snake_and_acronyms() -> None:
@@ -48,14 +48,14 @@ def test_match_expression_drops_stopwords_and_quotes_terms() -> None:
 
 
 def test_embed_text_writes_identifiers_as_words_and_keeps_the_rest() -> None:
-    from indexer.lexical import embed_text
+    from indexer.chunking.lexical import embed_text
 
     assert embed_text("def parseHttpDate(raw_value): return x") == "def parse http date(raw value): return x"
     assert embed_text("HTTPServer.serve_forever()") == "http server.serve forever()"
 
 
 def test_query_words_drop_stopwords_and_repeats() -> None:
-    from indexer.lexical import query_words
+    from indexer.chunking.lexical import query_words
 
     assert query_words("Return the user name of the getUserName user") == [
         "user", "name", "getusername", "get"]

@@ -13,7 +13,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from indexer.errors import IndexNotReady
+from indexer.core.errors import IndexNotReady
 from server.mcp_server.tools import (
     ArgumentError,
     build_server,

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from indexer import metrics
-from indexer.errors import IndexNotReady
+from indexer.core import metrics
+from indexer.core.errors import IndexNotReady
 from server import queries
 from server.metrics_http import (
     MetricsAddressError,

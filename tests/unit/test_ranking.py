@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer import query as query_mod
-from indexer import ranking
-from indexer.errors import InvalidQuery
-from indexer.lexical import query_words, terms
-from indexer.settings import Settings
+from indexer.chunking.lexical import query_words, terms
+from indexer.core.errors import InvalidQuery
+from indexer.core.settings import Settings
+from indexer.search import query as query_mod
+from indexer.search import ranking
 from indexer.workspace import Workspace
 
 DIM = 128
@@ -131,7 +131,7 @@ def test_plain_query_puts_the_implementation_above_its_test(ws: Workspace) -> No
 def test_without_the_prior_the_test_would_win(ws: Workspace) -> None:
     # Guards the fixture: the demotion is what puts the implementation first.
     store = ws.store
-    from indexer import query
+    from indexer.search import query
 
     pool = query.candidates(store, ws.embedder, "parse config text into settings")
     by_path = {c.path: c for c in pool if c.symbol}
@@ -162,7 +162,7 @@ def test_scores_are_probabilities_in_order(ws: Workspace) -> None:
 
 
 def test_score_floor_is_honoured(ws: Workspace) -> None:
-    from indexer import query
+    from indexer.search import query
 
     everything = query.search(ws.store, ws.embedder, "parse config text into settings", limit=10)
     floor = everything[len(everything) // 2].score
@@ -280,7 +280,7 @@ def test_workspace_root_has_no_state(ws: Workspace) -> None:
 
 
 def test_common_terms_are_left_out_of_large_lexical_queries_only() -> None:
-    from indexer.query import _selective
+    from indexer.search.query import _selective
 
     small = {"get": 400, "user": 30, "name": 10}
     assert _selective(1000, small) == ["get", "user", "name"]  # a small index keeps every term
@@ -290,7 +290,7 @@ def test_common_terms_are_left_out_of_large_lexical_queries_only() -> None:
 
 
 def test_long_hybrid_queries_keep_their_rarest_terms_in_a_large_index() -> None:
-    from indexer.query import _POSTINGS_BUDGET, _selective
+    from indexer.search.query import _POSTINGS_BUDGET, _selective
 
     df = {"parse": 1_900, "version": 1_500, "string": 1_800, "semver": 40, "prerelease": 12}
     assert sum(df.values()) > _POSTINGS_BUDGET
@@ -303,7 +303,8 @@ def test_long_hybrid_queries_keep_their_rarest_terms_in_a_large_index() -> None:
 
 
 def test_path_and_language_filters_scan_their_selection_exactly(ws: Workspace) -> None:
-    from indexer import lexical, query
+    from indexer.chunking import lexical
+    from indexer.search import query
 
     store = ws.store
     allowed = query.matching_paths(store, ["src/**", "web/**"])

@@ -18,13 +18,13 @@ import httpx
 import numpy as np
 import pytest
 
-from indexer.embed import LlamaEmbedder, get_embedder
-from indexer.errors import ForgeError, RemoteMismatch, RemoteUnavailable
-from indexer.model import resolve_model
-from indexer.pipeline import EmbedInputsFailed
-from indexer.remote_embed import RemoteEmbedder, endpoint_url, get_remote_embedder, public_url
-from indexer.resilience import BreakerOpen
-from indexer.settings import Settings
+from indexer.core.errors import ForgeError, RemoteMismatch, RemoteUnavailable
+from indexer.core.protocols import EmbedInputsFailed
+from indexer.core.resilience import BreakerOpen
+from indexer.core.settings import Settings
+from indexer.embed.llama import LlamaEmbedder, get_embedder
+from indexer.embed.model import resolve_model
+from indexer.embed.remote import RemoteEmbedder, endpoint_url, get_remote_embedder, public_url
 
 URL = "http://embed.test:8080"
 

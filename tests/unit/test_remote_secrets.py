@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from indexer.errors import ForgeError
-from indexer.settings import Settings
+from indexer.core.errors import ForgeError
+from indexer.core.settings import Settings
 from server.auth import remote_secrets
 from server.auth.secret import select_backend
 

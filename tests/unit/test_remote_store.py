@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from chromadb.errors import InternalError, InvalidArgumentError, RateLimitError
 
-from indexer.errors import RemoteMismatch, RemoteUnavailable
-from indexer.remote_store import (
+from indexer.core.errors import RemoteMismatch, RemoteUnavailable
+from indexer.store.index import chunk_id
+from indexer.store.remote import (
     RemoteSpec,
     RemoteVectorStore,
     collection_name,
     is_transient,
     workspace_key,
 )
-from indexer.store import chunk_id
 
 VALID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
-from indexer import resilience
-from indexer.errors import RemoteUnavailable
-from indexer.resilience import BreakerOpen, RemoteTarget
+from indexer.core import resilience
+from indexer.core.errors import RemoteUnavailable
+from indexer.core.resilience import BreakerOpen, RemoteTarget
 
 
 class Transient(Exception):

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from indexer import model
-from indexer.model import bundled_precision, effective_threads
-from indexer.settings import Settings, load_settings
+from indexer.core.settings import Settings, load_settings
+from indexer.embed import model
+from indexer.embed.model import bundled_precision, effective_threads
 
 CPUS = len(os.sched_getaffinity(0))
 
@@ -23,7 +23,7 @@ def _fresh_warnings() -> None:
 
 
 def test_more_threads_than_cpus_are_capped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="indexer.model"):
+    with caplog.at_level(logging.WARNING, logger="indexer.embed.model"):
         assert effective_threads(Settings(n_threads=64)) == CPUS
     assert f"64 embedding threads asked for (nThreads), but {CPUS} CPU" in caplog.text
 
@@ -31,7 +31,7 @@ def test_more_threads_than_cpus_are_capped_with_a_warning(caplog: pytest.LogCapt
 def test_max_threads_caps_the_embedder(caplog: pytest.LogCaptureFixture) -> None:
     assert effective_threads(Settings(max_threads=1)) == 1
     assert not caplog.text  # the default thread count is not the user's to be warned about
-    with caplog.at_level(logging.WARNING, logger="indexer.model"):
+    with caplog.at_level(logging.WARNING, logger="indexer.embed.model"):
         assert effective_threads(Settings(n_threads=2, max_threads=1)) == 1
     assert "allowed by maxThreads" in caplog.text
     assert 1 <= effective_threads(Settings()) <= CPUS
@@ -63,7 +63,7 @@ def test_bf16_forced_without_native_support_runs_but_says_it_gains_nothing(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(model, "cpu_has_native_bf16", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="indexer.model"):
+    with caplog.at_level(logging.WARNING, logger="indexer.embed.model"):
         assert bundled_precision(Settings(model_precision="bf16")) == "bf16"
         assert bundled_precision(Settings(model_precision="auto")) == "f16"
     assert "no native bf16" in caplog.text and "Set modelPrecision to auto" in caplog.text

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from indexer.discover import discover, load_source, secret_allowed
-from indexer.secret_scan import SCAN_CHARS, looks_random, scan
-from indexer.settings import Settings, load_settings
-from indexer.types import Skipped
+from indexer.core.settings import Settings, load_settings
+from indexer.core.types import Skipped
+from indexer.files.discover import discover, load_source, secret_allowed
+from indexer.files.secret_scan import SCAN_CHARS, looks_random, scan
 from tests.bench.bench_secret_scan import CORPUS, pem, rand
 from tests.conftest import REPO
 

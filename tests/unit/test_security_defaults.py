@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer.discover import discover, secret_reason
-from indexer.globs import check_globs, glob_problem
-from indexer.settings import Settings, load_settings
+from indexer.core.globs import check_globs, glob_problem
+from indexer.core.settings import Settings, load_settings
+from indexer.files.discover import discover, secret_reason
 from indexer.workspace import private_dir
 
 

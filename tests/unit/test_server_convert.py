@@ -12,9 +12,9 @@ import pytest
 from lsprotocol import types
 from pydantic import ValidationError
 
-from indexer.errors import Cancelled, IndexLocked, IndexNotReady, InvalidQuery, ModelNotFound
-from indexer.settings import Settings
-from indexer.types import Progress, SearchHit, Snippet, SymbolMatch
+from indexer.core.errors import Cancelled, IndexLocked, IndexNotReady, InvalidQuery, ModelNotFound
+from indexer.core.settings import Settings
+from indexer.core.types import Progress, SearchHit, Snippet, SymbolMatch
 from server import convert
 from server.errors import to_rpc_error
 from server.logs import LspLogHandler

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.settings import Settings, load_settings
+from indexer.core.settings import Settings, load_settings
 from tests.conftest import REPO
 
 
@@ -46,7 +46,7 @@ def test_every_setting_is_documented() -> None:
 
 
 def test_an_unreadable_config_folder_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import indexer.settings as settings_mod
+    import indexer.core.settings as settings_mod
 
     def refuse(self: Path) -> bool:
         raise PermissionError(13, "Permission denied")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer.errors import NotIndexed, StateDirUnavailable, StateDirVanished
-from indexer.recovery import check_writable, in_the_way, translate
-from indexer.settings import Settings
+from indexer.core.errors import NotIndexed, StateDirUnavailable, StateDirVanished
+from indexer.core.settings import Settings
+from indexer.store.recovery import check_writable, in_the_way, translate
 from indexer.workspace import Workspace, state_dir_for
 
 
@@ -80,7 +80,7 @@ def test_check_writable_probes_an_immutable_folder_and_leaves_nothing(tmp_path: 
 
 
 def test_sqlite_unable_to_open_in_an_unwritable_folder_is_unwritable_not_busy(tmp_path: Path) -> None:
-    from indexer.errors import StoreBusy
+    from indexer.core.errors import StoreBusy
 
     folder = tmp_path / "ws-123"
     folder.mkdir()

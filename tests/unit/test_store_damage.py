@@ -1,4 +1,4 @@
-"""The one place damage met in use is judged (`indexer.recovery`'s assess / damage_found /
+"""The one place damage met in use is judged (`indexer.store.recovery`'s assess / damage_found /
 after_failure / final_error), on real SQLite errors and a real state folder."""
 
 from __future__ import annotations
@@ -7,8 +7,7 @@ import errno
 import sqlite3
 from pathlib import Path
 
-from indexer import recovery
-from indexer.errors import (
+from indexer.core.errors import (
     DiskFull,
     StateDirVanished,
     StoreBusy,
@@ -16,7 +15,8 @@ from indexer.errors import (
     StoreRepairing,
     VectorStoreFailed,
 )
-from indexer.health import Health
+from indexer.store import recovery
+from indexer.store.health import Health
 
 
 def _corrupt_error(tmp_path: Path) -> sqlite3.DatabaseError:

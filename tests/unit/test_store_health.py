@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer import health, recovery
-from indexer.errors import DiskFull, StateDirUnavailable
-from indexer.health import (
+from indexer.core.errors import DiskFull, StateDirUnavailable
+from indexer.store import health, recovery
+from indexer.store.health import (
     Health,
     check_chroma,
     check_hnsw_files,
@@ -24,7 +24,7 @@ from indexer.health import (
     is_disk_full,
     is_read_only,
 )
-from indexer.store import IndexStore
+from indexer.store.index import IndexStore
 
 DIM = 8
 
@@ -160,12 +160,12 @@ def test_probe_finds_a_damaged_hnsw_file_in_a_child_and_passes_a_healthy_one(tmp
 
 
 def test_crash_hook_is_inert_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from indexer import testhooks
+    from indexer.core import testhooks
 
     monkeypatch.delenv(testhooks.CRASH_ENV, raising=False)
     testhooks.crash_point("after-sqlite-commit")  # nothing happens
     code = (
-        "from indexer import testhooks\n"
+        "from indexer.core import testhooks\n"
         "testhooks.crash_point('after-vector-cache')\n"
         "testhooks.crash_point('after-vector-cache')\n"
         "print('survived')\n"

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.store import FileRecord, IndexStore, StoredChunk, chunk_id, text_hash
-from indexer.types import Chunk, Symbol
+from indexer.core.types import Chunk, Symbol
+from indexer.store.index import FileRecord, IndexStore, StoredChunk, chunk_id, text_hash
 
 DIM = 8
 
@@ -112,7 +112,7 @@ def test_reopen_keeps_everything(tmp_path: Path) -> None:
 
 
 def test_corrupt_sqlite_gives_actionable_error(tmp_path: Path) -> None:
-    from indexer.errors import StoreCorrupt
+    from indexer.core.errors import StoreCorrupt
 
     state = tmp_path / "state"
     state.mkdir()

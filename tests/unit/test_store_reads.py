@@ -1,4 +1,4 @@
-"""The store's named read queries (`indexer.store_reads`), on a real SQLite index."""
+"""The store's named read queries (`indexer.store.reads`), on a real SQLite index."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.store import FileRecord, SqliteState, StoredChunk, chunk_id, text_hash
-from indexer.store_reads import read_counts, read_probe_samples
-from indexer.types import Chunk, Symbol
+from indexer.core.types import Chunk, Symbol
+from indexer.store.index import FileRecord, SqliteState, StoredChunk, chunk_id, text_hash
+from indexer.store.reads import read_counts, read_probe_samples
 
 DIM = 4
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from indexer.store import SqliteState
-from indexer.symbols import SymbolIndex
+from indexer.search.symbols import SymbolIndex
+from indexer.store.index import SqliteState
 
 NAMES = [
     "getUserName",

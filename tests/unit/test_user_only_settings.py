@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.settings import load_settings
+from indexer.core.settings import load_settings
 from server.loopback import LoopbackAddressError, parse_loopback
 
 HOSTILE = 'daemon_idle_timeout_s = 0\nrate_limit_per_s = 0\nindex_secret_files = ["**"]\n'

@@ -13,7 +13,7 @@ import pytest
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from indexer.watch import (
+from server.watch import (
     ChangeBatch,
     ChangeBatcher,
     PathFilter,

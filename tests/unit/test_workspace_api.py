@@ -1,7 +1,7 @@
 """Every workspace has the interface its callers use, with the same signatures.
 
 `indexer.Workspace`, the daemon's `RemoteWorkspace` and the unit tests' `FakeWorkspace`
-are compared member by member against `indexer.workspace_api`: a member missing, or one
+are compared member by member against `indexer.core.workspace_api`: a member missing, or one
 whose parameters, defaults or annotations differ from the protocol's, fails here (a
 `runtime_checkable` isinstance would only see the names).
 """
@@ -12,13 +12,13 @@ import inspect
 
 import pytest
 
-from indexer.workspace import Workspace
-from indexer.workspace_api import (
+from indexer.core.workspace_api import (
     INDEXING_MEMBERS,
     WORKSPACE_MEMBERS,
     IndexingWorkspace,
     WorkspaceLike,
 )
+from indexer.workspace import Workspace
 from server.daemon.remote import RemoteWorkspace
 from tests.unit.fake_server import FakeWorkspace
 

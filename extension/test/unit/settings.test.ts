@@ -1,5 +1,5 @@
 /**
- * Settings: the manifest mirrors indexer/settings.py (checked against the Python model),
+ * Settings: the manifest mirrors indexer/core/settings.py (checked against the Python model),
  * and only what the user set is sent to the server.
  */
 import * as assert from "node:assert/strict";

@@ -8,6 +8,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from indexer.core.errors import ForgeError
+
 Vectors = npt.NDArray[np.float32]
 
 
@@ -37,6 +39,20 @@ class Embedder(Protocol):
 
     def embed_query(self, text: str) -> Vectors:
         """(dim,) float32, normalised; the query prefix is applied here."""
+
+
+class EmbedInputsFailed(ForgeError):
+    """Some texts of a batch could not be embedded (the embedder rejected just them).
+
+    `vectors` has a row for every text (rows of failed texts are NaN) and `failed` maps a
+    failed text's position to the reason. Phase 2 stores the others and reports the
+    failed ones as file errors; their chunks stay without a vector until a later run.
+    """
+
+    def __init__(self, message: str, vectors: Vectors, failed: dict[int, str]) -> None:
+        super().__init__(message)
+        self.vectors = vectors
+        self.failed = failed
 
 
 class Cancellable(Protocol):

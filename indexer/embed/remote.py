@@ -1,6 +1,6 @@
 """Embedding on a remote llama.cpp server (`embedderUrl`), with vectors equal to local ones.
 
-`RemoteEmbedder` is the `indexer.protocols.Embedder` that POSTs batches of texts to an
+`RemoteEmbedder` is the `indexer.core.protocols.Embedder` that POSTs batches of texts to an
 OpenAI-style `/v1/embeddings` endpoint, as served by `python -m llama_cpp.server --model
 X.gguf --embedding true` and by llama.cpp's `llama-server --embedding`. It must serve the
 same GGUF the local embedder would load, and everything that decides what a vector means
@@ -35,13 +35,12 @@ from typing import Any
 import httpx
 import numpy as np
 
-from indexer.embed import QueryCache, Tokenizer, load_vocab, model_identity
-from indexer.errors import ForgeError, RemoteMismatch, RemoteUnavailable
-from indexer.model import ModelSpec, effective_threads, ensure_model_file, resolve_model
-from indexer.pipeline import EmbedInputsFailed
-from indexer.protocols import Vectors
-from indexer.resilience import RemoteTarget
-from indexer.settings import Settings
+from indexer.core.errors import ForgeError, RemoteMismatch, RemoteUnavailable
+from indexer.core.protocols import EmbedInputsFailed, Vectors
+from indexer.core.resilience import RemoteTarget
+from indexer.core.settings import Settings
+from indexer.embed.llama import QueryCache, Tokenizer, load_vocab, model_identity
+from indexer.embed.model import ModelSpec, effective_threads, ensure_model_file, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ def public_url(url: str) -> str:
 
 
 class RemoteEmbedder:
-    """The `indexer.protocols.Embedder` that embeds on a llama.cpp-compatible server."""
+    """The `indexer.core.protocols.Embedder` that embeds on a llama.cpp-compatible server."""
 
     def __init__(
         self,
@@ -200,7 +199,7 @@ class RemoteEmbedder:
         remote = self.embed_documents(SAMPLE)
         own = None
         if local is None:
-            from indexer.embed import LlamaEmbedder  # the weights: only for this check
+            from indexer.embed.llama import LlamaEmbedder  # the weights: only for this check
 
             own = local = LlamaEmbedder(self.spec, n_threads=self._n_threads)
         try:

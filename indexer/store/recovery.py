@@ -1,6 +1,6 @@
 """Opening an index that may be damaged, and turning store failures into one-line errors.
 
-`open_checked` is how a workspace opens its store: it runs the checks of `indexer.health`
+`open_checked` is how a workspace opens its store: it runs the checks of `indexer.store.health`
 and heals what they find before anything can crash or mislead:
 
 - a damaged SQLite file is moved aside (`index.damaged-<time>.sqlite`, with its WAL) and a
@@ -11,7 +11,7 @@ and heals what they find before anything can crash or mislead:
   `heal` = "chroma" makes the next full run (or the CLI's query, at once) restore every
   vector from the SQLite cache: nothing is embedded again.
 
-Every repair is recorded in `health.json` (see `indexer.health`) and shown by `status`.
+Every repair is recorded in `health.json` (see `indexer.store.health`) and shown by `status`.
 Failures that are not damage (full disk, read-only or vanished state folder) become
 `DiskFull` / `StateDirUnavailable` with the cause and the one action that fixes it.
 Damage met while the store is in use is judged here too, for the workspace and the
@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from indexer.errors import (
+from indexer.core.errors import (
     DiskFull,
     ForgeError,
     StateDirUnavailable,
@@ -42,7 +42,7 @@ from indexer.errors import (
     StoreRepairing,
     VectorStoreFailed,
 )
-from indexer.health import (
+from indexer.store.health import (
     Health,
     check_chroma,
     is_corruption,
@@ -52,9 +52,9 @@ from indexer.health import (
     quick_check,
     stamp,
 )
-from indexer.remote_store import RemoteSpec, RemoteVectorStore, open_remote
-from indexer.store import IndexStore, SqliteState, VectorStore
-from indexer.store_salvage import damaged_config_hash, open_damaged, readable_vectors
+from indexer.store.index import IndexStore, SqliteState, VectorStore
+from indexer.store.remote import RemoteSpec, RemoteVectorStore, open_remote
+from indexer.store.salvage import damaged_config_hash, open_damaged, readable_vectors
 
 log = logging.getLogger(__name__)
 

@@ -64,7 +64,7 @@ WATCHED_EVENTS: list[type[FileSystemEvent]] = [
 
 
 class IgnoreRulesLike(Protocol):
-    """What the watcher needs from `indexer.discover.IgnoreRules`."""
+    """What the watcher needs from `indexer.files.discover.IgnoreRules`."""
 
     def is_ignored(self, rel_path: str, is_dir: bool) -> bool: ...
 

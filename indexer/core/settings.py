@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from indexer.locations import (  # noqa: F401  (re-exported: where these always were)
+from indexer.core.locations import (  # noqa: F401  (re-exported: where these always were)
     APP_NAME,
     ENV_PREFIX,
     WORKSPACE_CONFIG_FILE,
@@ -24,7 +24,7 @@ from indexer.locations import (  # noqa: F401  (re-exported: where these always 
     default_state_root,
     user_config_file,
 )
-from indexer.locations import read_toml as _read_toml
+from indexer.core.locations import read_toml as _read_toml
 
 #: Keys a file inside the workspace may not set: a cloned repository must never decide
 #: which native model file llama.cpp parses or where a copy of the code is written.

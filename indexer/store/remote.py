@@ -28,9 +28,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from indexer.errors import ForgeError, RemoteMismatch, RemoteUnavailable
-from indexer.protocols import Vectors
-from indexer.resilience import RemoteTarget
+from indexer.core.errors import ForgeError, RemoteMismatch, RemoteUnavailable
+from indexer.core.protocols import Vectors
+from indexer.core.resilience import RemoteTarget
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 class RemoteVectorStore:
-    """The same interface as `indexer.store.VectorStore`, on a Chroma server."""
+    """The same interface as `indexer.store.index.VectorStore`, on a Chroma server."""
 
     def __init__(self, spec: RemoteSpec, dim: int) -> None:
         self.spec = spec

@@ -1,14 +1,14 @@
 """Find the files of a workspace worth indexing, and read them safely.
 
 `discover` walks the tree once with `os.scandir`, deciding every directory against the
-ignore rules (`indexer.ignore`) before entering it, so ignored trees such as
+ignore rules (`indexer.files.ignore`) before entering it, so ignored trees such as
 `node_modules/` are never listed. Symlinks are never followed: a symlinked file or
 directory inside the workspace is indexed at its real path only, and one that leaves
 the workspace is not indexed at all. Everything passed over is reported, never fatal:
 ignored paths silently, other files as `Skipped` (a reason a user can read) or
 `FileError` (the OS said no). Checks that need only the name or `lstat` run here;
 checks on the content (binary, UTF-8, minified, generated, a credential inside:
-`indexer.secret_scan`) run in `load_source`, which reads each file once, for the
+`indexer.files.secret_scan`) run in `load_source`, which reads each file once, for the
 pipeline's hash and chunker. Files the user lists in `indexSecretFiles` pass both secret
 checks (a user setting only: a workspace cannot ask for its reader's keys to be indexed).
 
@@ -32,10 +32,10 @@ from typing import Protocol
 
 from pathspec import GitIgnoreSpec
 
-from indexer import secret_scan
-from indexer.ignore import DEFAULT_EXCLUDES, GIT_DIR, IgnoreRules
-from indexer.settings import Settings
-from indexer.types import FileError, Skipped, SourceFile
+from indexer.core.settings import Settings
+from indexer.core.types import FileError, Skipped, SourceFile
+from indexer.files import secret_scan
+from indexer.files.ignore import DEFAULT_EXCLUDES, GIT_DIR, IgnoreRules
 
 __all__ = [
     "DEFAULT_EXCLUDES",
@@ -401,7 +401,7 @@ def check_path(
 
 class FileSource(Protocol):
     """Where a run's files come from when it is not the working tree (a git revision:
-    `indexer.gitrev.RevisionSource`). `SourceFile.mtime_ns` is then the source's own change
+    `indexer.files.gitrev.RevisionSource`). `SourceFile.mtime_ns` is then the source's own change
     marker: equal size and marker mean unchanged content, so it is not read again."""
 
     def discover(self) -> Discovery: ...

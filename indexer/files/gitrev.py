@@ -38,16 +38,16 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
-from indexer.discover import (
+from indexer.core.errors import ForgeError
+from indexer.core.settings import Settings
+from indexer.core.types import FileError, Skipped, SourceFile
+from indexer.files.discover import (
     Discovery,
     IgnoreRules,
     LoadedSource,
     check_content,
     name_size_reason,
 )
-from indexer.errors import ForgeError
-from indexer.settings import Settings
-from indexer.types import FileError, Skipped, SourceFile
 
 log = logging.getLogger(__name__)
 

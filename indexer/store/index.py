@@ -10,8 +10,8 @@ applied as an idempotent upsert/delete, then cleared. After a crash, `repair()` 
 the journal and reconciles Chroma's ids against SQLite's, so the two always converge.
 
 Damaged files (not crashes) are found and healed before a store is used: see
-`indexer.health` (checks) and `indexer.recovery` (quarantine, rebuild, salvage).
-With `chromaUrl` the vectors live on a Chroma server instead (`indexer.remote_store`);
+`indexer.store.health` (checks) and `indexer.store.recovery` (quarantine, rebuild, salvage).
+With `chromaUrl` the vectors live on a Chroma server instead (`indexer.store.remote`);
 the journal and `repair()` work the same, and a team index never deletes shared entries.
 """
 
@@ -32,13 +32,20 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from indexer import lexical, testhooks
-from indexer.errors import StoreBusy, StoreCorrupt, VectorStoreFailed
-from indexer.health import Health, chroma_fingerprint, is_corruption, is_disk_full, is_read_only
-from indexer.protocols import Vectors
-from indexer.remote_store import RemoteVectorStore
-from indexer.store_reads import IndexReads
-from indexer.types import Chunk, Symbol
+from indexer.chunking import lexical
+from indexer.core import testhooks
+from indexer.core.errors import StoreBusy, StoreCorrupt, VectorStoreFailed
+from indexer.core.protocols import Vectors
+from indexer.core.types import Chunk, Symbol
+from indexer.store.health import (
+    Health,
+    chroma_fingerprint,
+    is_corruption,
+    is_disk_full,
+    is_read_only,
+)
+from indexer.store.reads import IndexReads
+from indexer.store.remote import RemoteVectorStore
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +110,7 @@ def _is_transient(exc: sqlite3.Error) -> bool:
 class SqliteState(IndexReads):
     """The SQLite side. One connection per thread (SQLite objects are thread-bound);
     every connection opened is remembered so `close()` closes them all. The read queries
-    search, context and symbols use come from `indexer.store_reads.IndexReads`."""
+    search, context and symbols use come from `indexer.store.reads.IndexReads`."""
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
@@ -117,7 +124,7 @@ class SqliteState(IndexReads):
         except sqlite3.Error as exc:
             self.close()
             if is_disk_full(exc) or is_read_only(exc):
-                raise  # not damage: `indexer.recovery.translate` says what to do
+                raise  # not damage: `indexer.store.recovery.translate` says what to do
             if _is_transient(exc) and not is_corruption(exc):
                 raise StoreBusy(f"The index database {db_path} is busy ({exc}); retrying.") from exc
             raise StoreCorrupt(
@@ -195,7 +202,7 @@ class SqliteState(IndexReads):
         )
         db.table("symbols").create_index(["path"], if_not_exists=True)
         db.table("journal").create({"seq": int, "op": str, "chunk_id": str}, pk="seq", if_not_exists=True)
-        # rowid = chunks.rowid; `terms` is identifier-split text (see indexer.lexical).
+        # rowid = chunks.rowid; `terms` is identifier-split text (see indexer.chunking.lexical).
         db.execute(
             "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
             "symbol, path, terms, tokenize='unicode61 remove_diacritics 2')"
@@ -375,7 +382,7 @@ class SqliteState(IndexReads):
     def _insert_vectors(self, conn: sqlite3.Connection, hashes: Sequence[str], vectors: Vectors) -> None:
         rows = [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors, strict=True)]
         conn.executemany("INSERT OR REPLACE INTO vectors(text_hash, vector) VALUES(?, ?)", rows)
-        # Search caches matrices of stored vectors per index version (indexer.query): new
+        # Search caches matrices of stored vectors per index version (indexer.search.query): new
         # vectors are a new version, even when no file changed (phase 2, repair).
         self.set_meta("vectors_at", str(time.time_ns()), conn)
 
@@ -482,7 +489,7 @@ class SqliteState(IndexReads):
 class VectorStore:
     """The Chroma side: one collection of chunk vectors, written only through the journal.
 
-    Embedded (PersistentClient); `indexer.remote_store.RemoteVectorStore` is the same
+    Embedded (PersistentClient); `indexer.store.remote.RemoteVectorStore` is the same
     interface on a Chroma server.
     """
 
@@ -614,7 +621,7 @@ class IndexStore:
 
     def __init__(self, state_dir: Path, dim: int) -> None:
         """Open without health checks (tests of the journal); workspaces use
-        `indexer.recovery.open_checked`, which checks, heals and then calls `from_parts`."""
+        `indexer.store.recovery.open_checked`, which checks, heals and then calls `from_parts`."""
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.state_dir = state_dir
         self.sql = SqliteState(state_dir / "index.sqlite")
@@ -765,7 +772,7 @@ class IndexStore:
 
     def close(self, *, clean: bool = False) -> None:
         """Close both sides. `clean` (no run failed) records the Chroma files' fingerprint in
-        `health.json`, so the next open can trust them without probing (`indexer.health`)."""
+        `health.json`, so the next open can trust them without probing (`indexer.store.health`)."""
         self.sql.close()
         self.vectors.close()
         if clean:

@@ -7,7 +7,7 @@
    normalised by the query's total IDF (comparable between short and long queries), how
    much of its symbol name the query says, and its file's role (tests, examples,
    fixtures, generated code, vendored code, prose).
-3. Score: a logistic model of those features (`indexer.ranking`), fitted offline on the
+3. Score: a logistic model of those features (`indexer.search.ranking`), fitted offline on the
    development benchmark's tune split, so a score is an estimate of "this is what the
    query asks for" in [0, 1] and means the same for every query. Hits are ordered by it
    and `min_score` drops those below a floor.
@@ -32,15 +32,16 @@ import numpy as np
 import pathspec
 from cachetools import LRUCache
 
-from indexer import lexical, ranking
-from indexer.errors import Cancelled, InvalidQuery, RemoteUnavailable
-from indexer.globs import check_globs
-from indexer.limits import MAX_RESULTS, SEARCH_MODES
-from indexer.protocols import Cancellable, Embedder
-from indexer.remote_store import RemoteVectorStore
-from indexer.store import IndexStore
-from indexer.store_reads import Selection
-from indexer.types import SearchHit
+from indexer.chunking import lexical
+from indexer.core.errors import Cancelled, InvalidQuery, RemoteUnavailable
+from indexer.core.globs import check_globs
+from indexer.core.limits import MAX_RESULTS, SEARCH_MODES
+from indexer.core.protocols import Cancellable, Embedder
+from indexer.core.types import SearchHit
+from indexer.search import ranking
+from indexer.store.index import IndexStore
+from indexer.store.reads import Selection
+from indexer.store.remote import RemoteVectorStore
 
 log = logging.getLogger(__name__)
 

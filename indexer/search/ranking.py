@@ -37,7 +37,7 @@ from typing import Protocol
 
 import snowballstemmer
 
-from indexer.lexical import query_words, split_identifier
+from indexer.chunking.lexical import query_words, split_identifier
 
 FEATURES = ("cosine", "bm25", "name", "path", "demoted", "glue", "head")
 _HEAD_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl", "module", "namespace", "type"})
@@ -88,7 +88,7 @@ _ROLE_WORDS = {
 
 
 class Scored(Protocol):
-    """What the model reads from a candidate (indexer.query.Candidate)."""
+    """What the model reads from a candidate (indexer.search.query.Candidate)."""
 
     path: str
     symbol: str | None

@@ -30,8 +30,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from indexer import metrics
-from indexer.errors import RemoteUnavailable
+from indexer.core import metrics
+from indexer.core.errors import RemoteUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Reading what can still be read from a damaged index database.
 
-`indexer.recovery` decides when a database is moved aside and rebuilt; the queries that
+`indexer.store.recovery` decides when a database is moved aside and rebuilt; the queries that
 read the damaged copy (its config hash, its cached vectors, page by page around damage)
 live here with the rest of the schema's SQL.
 """

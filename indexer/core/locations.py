@@ -1,6 +1,6 @@
 """Where forge-indexer keeps things, and the raw config files: no pydantic here.
 
-`indexer.settings` validates these sources into the one `Settings` model. The CLI's daemon
+`indexer.core.settings` validates these sources into the one `Settings` model. The CLI's daemon
 client (`server.cli_fast`) reads the few keys it needs straight from the same files and
 variables, so that a search through a running daemon does not load pydantic.
 """

@@ -1,7 +1,7 @@
 """The index schema's read queries, as named methods of the store.
 
-`IndexReads` is mixed into `indexer.store.SqliteState`: search (`indexer.query`),
-context (`indexer.context`) and the symbol table (`indexer.symbols`) ask these methods
+`IndexReads` is mixed into `indexer.store.index.SqliteState`: search (`indexer.search.query`),
+context (`indexer.search.context`) and the symbol table (`indexer.search.symbols`) ask these methods
 instead of writing SQL, so the schema is known only to the store. The module functions
 read an index database that is not open as a store (status of a closed index, the
 doctor's probe), through a read-only connection that never writes or creates anything.

@@ -43,8 +43,8 @@ import numpy as np
 import numpy.typing as npt
 from filelock import FileLock, Timeout
 
-from indexer.errors import ModelInvalid, ModelNotFound
-from indexer.settings import Settings, default_cache_root
+from indexer.core.errors import ModelInvalid, ModelNotFound
+from indexer.core.settings import Settings, default_cache_root
 
 log = logging.getLogger(__name__)
 

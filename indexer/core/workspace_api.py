@@ -2,12 +2,12 @@
 
 `WorkspaceLike` is what the CLI asks of a workspace: the in-process `indexer.Workspace`,
 the daemon's `server.daemon.remote.RemoteWorkspace` and the unit tests' fake all have it,
-with the same typed results (`indexer.types`). `IndexingWorkspace` adds what the LSP
+with the same typed results (`indexer.core.types`). `IndexingWorkspace` adds what the LSP
 server drives while it keeps an index up to date (the local workspace and the fake).
 `tests/unit/test_workspace_api.py` holds each implementation to these signatures, so a
 member added here and missed somewhere fails a test instead of an `AttributeError` later.
 
-Standard library and `indexer.types` only at import: the CLI's fast path loads this.
+Standard library and `indexer.core.types` only at import: the CLI's fast path loads this.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
-from indexer.types import (
+from indexer.core.types import (
     ContextResult,
     IndexSummary,
     Progress,
@@ -25,7 +25,7 @@ from indexer.types import (
 )
 
 if TYPE_CHECKING:
-    from indexer.protocols import Cancellable
+    from indexer.core.protocols import Cancellable
 
 
 class WorkspaceLike(Protocol):

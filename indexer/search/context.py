@@ -13,9 +13,9 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from indexer.errors import InvalidQuery
-from indexer.store import IndexStore
-from indexer.types import ContextResult, SearchHit, Snippet
+from indexer.core.errors import InvalidQuery
+from indexer.core.types import ContextResult, SearchHit, Snippet
+from indexer.store.index import IndexStore
 
 _CANDIDATES = 40
 _MIN_HEAD = 48  # tokens: a trimmed snippet smaller than this is not worth its header

@@ -10,12 +10,12 @@ notices a damaged page when a query reads it. So before the store is opened:
 - The HNSW headers are parsed and the segment files' sizes checked against them (a
   truncated or garbled file is caught without opening Chroma).
 - Only if a fingerprint differs, the last stop was unclean, a run failed, or there is no
-  fingerprint yet, Chroma is probed in a child process (`python -m indexer.health probe`),
+  fingerprint yet, Chroma is probed in a child process (`python -m indexer.store.health probe`),
   where a segfault costs nothing: it opens the collection and looks up a few vectors from
   our cache, which must find themselves. SQLite gets `PRAGMA quick_check` in the same cases.
 
 A bad Chroma directory is quarantined (renamed with a timestamp, kept for inspection);
-`indexer.recovery` rebuilds it from the SQLite vector cache.
+`indexer.store.recovery` rebuilds it from the SQLite vector cache.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def probe_chroma(chroma_dir: Path, samples: list[tuple[str, bytes]]) -> str | No
     payload = json.dumps({"path": str(chroma_dir), "samples": [[i, v.hex()] for i, v in samples]})
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "indexer.health", "probe"],
+            [sys.executable, "-m", "indexer.store.health", "probe"],
             input=payload, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
         )

@@ -13,9 +13,9 @@ import re
 import threading
 from dataclasses import dataclass
 
-from indexer.lexical import split_identifier
-from indexer.store import SqliteState
-from indexer.types import SymbolMatch
+from indexer.chunking.lexical import split_identifier
+from indexer.core.types import SymbolMatch
+from indexer.store.index import SqliteState
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import filelock
 
-from indexer.errors import IndexLocked
-from indexer.locations import workspaces_dir
-from indexer.processes import process_alive
-from indexer.recovery import dir_bytes
+from indexer.core.errors import IndexLocked
+from indexer.core.locations import workspaces_dir
+from indexer.core.processes import process_alive
+from indexer.store.recovery import dir_bytes
 
 #: Files whose change time says when an index was last opened or written.
 _TOUCHED = ("owner.json", "index.sqlite", "index.sqlite-wal", "health.json", "workspace.json")

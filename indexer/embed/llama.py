@@ -14,7 +14,7 @@ sentence-transformers' speed here where this module reaches 1.6x-2x. What made i
   (sorting inputs by length and pooling inside llama.cpp measured neutral; both kept, as
   they pack similar lengths together and avoid copying per-token vectors out);
 * f16 weights, or bf16 where the CPU computes in bf16 natively (AVX512-BF16: 1.2-1.4x
-  faster; `modelPrecision`, chosen in indexer.model). f32 is no faster, Q8_0 and smaller
+  faster; `modelPrecision`, chosen in indexer.embed.model). f32 is no faster, Q8_0 and smaller
   quantisations lose accuracy for no gain.
 
 Threading: a llama.cpp context is not thread-safe, so one lock serialises every call into
@@ -45,16 +45,16 @@ import llama_cpp as llama
 import numpy as np
 import numpy.typing as npt
 
-from indexer.errors import ModelInvalid
-from indexer.model import (
+from indexer.core.errors import ModelInvalid
+from indexer.core.protocols import Vectors
+from indexer.core.settings import Settings
+from indexer.embed.model import (
     ModelSpec,
     effective_threads,
     ensure_model_file,
     model_fingerprint,
     resolve_model,
 )
-from indexer.protocols import Vectors
-from indexer.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ class QueryCache:
 
 
 class LlamaEmbedder:
-    """The `indexer.protocols.Embedder` for any GGUF embedding model, run by llama.cpp.
+    """The `indexer.core.protocols.Embedder` for any GGUF embedding model, run by llama.cpp.
 
     Build it with `get_embedder(settings)`, which shares one instance per process.
     """

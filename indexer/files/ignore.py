@@ -41,7 +41,7 @@ from pathlib import Path
 from pathspec.patterns.gitignore.base import GitIgnorePatternError
 from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 
-from indexer.settings import Settings
+from indexer.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ class IgnoreRules:
         reader: Callable[[str], str | None] | None = None,
     ) -> None:
         """`reader(rel_path)` supplies ignore files from elsewhere than the disk (a git
-        tree: `indexer.gitrev`); it returns a file's text, or None when there is none.
+        tree: `indexer.files.gitrev`); it returns a file's text, or None when there is none.
         With a reader, `.git/info/exclude` is not read: it belongs to a checkout."""
         self.root = root
         self._root_str = str(root)

@@ -1,0 +1,1 @@
+"""Shared foundations: errors, value types, settings, limits, locations and the protocols between stages."""

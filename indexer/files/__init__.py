@@ -1,0 +1,1 @@
+"""Which files are indexed: discovery, ignore rules, secret screening, git revisions."""

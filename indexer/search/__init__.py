@@ -1,0 +1,1 @@
+"""Answers: hybrid search and its ranking, symbol search, context packing."""
