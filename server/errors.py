@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 REQUEST_FAILED = -32803
-RETRYABLE = (IndexNotReady, IndexLocked)
+#: Errors a client may simply send again later (marked `retryable` in the error data).
+CLIENT_MAY_RETRY = (IndexNotReady, IndexLocked)
 
 
 def describe_validation(method: str, exc: ValidationError) -> str:
@@ -72,7 +73,7 @@ def to_rpc_error(exc: BaseException, method: str) -> JsonRpcException:
     if isinstance(exc, InvalidQuery):
         return JsonRpcInvalidParams(str(exc), data={"kind": "InvalidQuery"})
     if isinstance(exc, ForgeError):
-        data: dict[str, Any] = {"kind": type(exc).__name__, "retryable": isinstance(exc, RETRYABLE)}
+        data: dict[str, Any] = {"kind": type(exc).__name__, "retryable": isinstance(exc, CLIENT_MAY_RETRY)}
         return JsonRpcException(str(exc), code=REQUEST_FAILED, data=data)
     log.error("%s failed", method, exc_info=exc)
     return JsonRpcInternalError(

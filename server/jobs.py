@@ -69,7 +69,7 @@ RECONCILE_TICK_S = 0.5
 #: Errors a user has to act on (shown with window/showMessage, not only logged).
 ACTIONABLE = (ModelNotFound, ModelInvalid, IndexLocked, StoreCorrupt, DiskFull, StateDirUnavailable)
 #: Failures to open an index that go away by themselves: retried with backoff.
-RETRYABLE = (IndexLocked, StoreBusy)
+OPEN_RETRIED = (IndexLocked, StoreBusy)
 #: Damage found in use: the index is reopened (which heals it) this many times in a row
 #: before the root is left in state "error".
 MAX_REPAIRS = 2
@@ -451,7 +451,7 @@ class IndexWorker:
         try:
             ws = self._ls.open_workspace(root.path, root.settings)
             ws.open_store()
-        except RETRYABLE as exc:
+        except OPEN_RETRIED as exc:
             if ws is not None:
                 ws.close()
             self._retry_later(root, job, exc)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from indexer.core.globs import check_globs
+from indexer.core.limits import MAX_RESULTS
 
 P = TypeVar("P", bound="RequestParams")
 
@@ -30,7 +31,7 @@ class SearchParams(RequestParams):
     """`forge/search`."""
 
     query: str = Field(min_length=1, max_length=4096)
-    limit: int | None = Field(default=None, ge=1, le=200)
+    limit: int | None = Field(default=None, ge=1, le=MAX_RESULTS)
     min_score: float | None = Field(default=None, ge=0.0, le=1.0)
     languages: list[str] | None = Field(default=None, max_length=64)
     paths: list[str] | None = Field(

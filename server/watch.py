@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -151,10 +151,6 @@ class ChangeBatcher:
             elif not entry.settled:
                 entry.deadline = min(now + self._delay, entry.first_seen + self._max_wait)
             self._cond.notify()
-
-    def add_many(self, paths: Iterable[str]) -> None:
-        for path in paths:
-            self.add(path)
 
     def request_rescan(self) -> None:
         """Ask for a full rescan (directory moved away, rules changed, events lost)."""
@@ -425,10 +421,6 @@ def _polling_observer() -> BaseObserver:
     from watchdog.observers.polling import PollingObserver
 
     return PollingObserver(timeout=1.0)
-
-
-class WatchLimitReached(OSError):
-    """Raised inside the watcher when the plan needs more watches than the OS allows."""
 
 
 class WorkspaceWatcher:

@@ -45,7 +45,6 @@ from indexer.store.remote import RemoteVectorStore
 
 log = logging.getLogger(__name__)
 
-MAX_LIMIT = MAX_RESULTS
 CANDIDATES = 60  # per retriever; more only helped below the tenth rank
 _PATH_IN_LIMIT = 500  # above this many matching files, filter after retrieval instead of in Chroma
 _BM25 = "bm25(5.0, 2.0, 1.0)"  # FTS5 column weights: symbol, path, text
@@ -93,8 +92,8 @@ def validate(query: object, limit: object, languages: object, paths: object) -> 
     """Check request parameters; raise InvalidQuery with a message naming the bad one."""
     if not isinstance(query, str) or not query.strip():
         raise InvalidQuery("'query' must be a non-empty string.")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise InvalidQuery(f"'limit' must be an integer from 1 to {MAX_LIMIT}, got {limit!r}.")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_RESULTS:
+        raise InvalidQuery(f"'limit' must be an integer from 1 to {MAX_RESULTS}, got {limit!r}.")
     langs = languages or []
     if not isinstance(langs, list) or not all(isinstance(x, str) and x for x in langs):
         raise InvalidQuery("'languages' must be a list of language names, e.g. [\"python\", \"go\"].")

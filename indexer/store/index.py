@@ -252,9 +252,6 @@ class SqliteState(IndexReads):
             out.update((r[0], FileRecord(*r)) for r in rows)
         return out
 
-    def chunk_ids_for(self, path: str) -> set[str]:
-        return {r[0] for r in self.conn.execute("SELECT id FROM chunks WHERE path=?", (path,))}
-
     def all_chunk_ids(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT id FROM chunks")}
 
