@@ -91,21 +91,30 @@ def _hello(client: DaemonClient, workspace: Path, progress: bool) -> RemoteWorks
     return RemoteWorkspace(client, workspace, uri)
 
 
-def _lines(r: dict[str, Any]) -> tuple[int, int]:
+def lines_from_wire(r: dict[str, Any]) -> tuple[int, int]:
+    """The 1-based inclusive lines of a wire result's LSP `range`."""
     rng = r["range"]
     return rng["start"]["line"] + 1, rng["end"]["line"] + 1
 
 
+def path_from_wire(root: Path, uri: str) -> str:
+    """A wire result's file URI as a path relative to `root` (absolute when outside it)."""
+    path = uri_to_path(uri)
+    if path is None:
+        return uri
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
 def hit_from_wire(r: dict[str, Any], path: str) -> SearchHit:
     """One `forge/search` result (`server.convert.search_result`) as a `SearchHit` at `path`."""
-    start, end = _lines(r)
+    start, end = lines_from_wire(r)
     return SearchHit(path=path, start_line=start, end_line=end, score=r["score"], symbol=r.get("symbol"),
                      language=r["language"], kind=r.get("kind"), chunk_id="", preview=r["preview"])
 
 
 def snippet_from_wire(s: dict[str, Any], path: str) -> Snippet:
     """One `forge/context` snippet (`server.convert.snippet`) as a `Snippet` at `path`."""
-    start, end = _lines(s)
+    start, end = lines_from_wire(s)
     return Snippet(path=path, start_line=start, end_line=end, text=s["text"], score=s["score"],
                    tokens=s["tokens"])
 
@@ -153,13 +162,7 @@ class RemoteWorkspace:
             raise cls(str(exc)) from None
 
     def _rel(self, uri: str) -> str:
-        path = uri_to_path(uri)
-        if path is None:
-            return uri
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
+        return path_from_wire(self.root, uri)
 
     def wait_open(self, timeout_s: float = 60.0) -> None:
         """A daemon that just started opens its index first: wait for that, not for indexing."""

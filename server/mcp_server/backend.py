@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 from indexer.core.errors import Cancelled, ForgeError, IndexNotReady
 from indexer.core.settings import Settings
+from indexer.core.types import SearchHit, Snippet
+from server.daemon.remote import hit_from_wire, lines_from_wire, path_from_wire, snippet_from_wire
 
 log = logging.getLogger("server.mcp")
 
@@ -56,6 +58,18 @@ def not_indexed(root: Path) -> IndexNotReady:
         f"{root} has not been indexed yet: run `forge-indexer index {root}` (or wait for the "
         "background indexing to finish; the index_status tool shows its progress)."
     )
+
+
+def _hit(h: SearchHit) -> dict[str, Any]:
+    """A search hit as the MCP tools return it, whichever backend found it."""
+    return {"path": h.path, "start_line": h.start_line, "end_line": h.end_line, "symbol": h.symbol,
+            "kind": h.kind, "language": h.language, "score": round(float(h.score), 6), "code": h.preview or ""}
+
+
+def _snippet(s: Snippet) -> dict[str, Any]:
+    """A context snippet as the MCP tools return it, whichever backend packed it."""
+    return {"path": s.path, "start_line": s.start_line, "end_line": s.end_line,
+            "score": round(float(s.score), 6), "tokens": s.tokens, "text": s.text}
 
 
 def _definition_line(root: Path, rel: str, line: int) -> str:
@@ -124,31 +138,13 @@ class DaemonBackend:
                     log.warning("the daemon went away (%s); connecting again", exc)
         raise AssertionError("unreachable")
 
-    def _rel(self, uri: str) -> str:
-        from server.uris import uri_to_path
-
-        path = uri_to_path(uri)
-        if path is None:
-            return uri
-        return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
-
-    @staticmethod
-    def _lines(r: dict[str, Any]) -> tuple[int, int]:
-        rng = r["range"]
-        return rng["start"]["line"] + 1, rng["end"]["line"] + 1
-
     def search(self, query: str, *, limit: int, mode: str, paths: list[str] | None,
                languages: list[str] | None, min_score: float) -> dict[str, Any]:
         result = self._request("forge/search", {
             "query": query, "limit": limit, "mode": mode, "paths": paths, "languages": languages,
             "minScore": min_score or None,
         })
-        hits = []
-        for r in result.get("results", []):
-            start, end = self._lines(r)
-            hits.append({"path": self._rel(r["uri"]), "start_line": start, "end_line": end,
-                         "symbol": r.get("symbol"), "kind": r.get("kind"), "language": r.get("language"),
-                         "score": r["score"], "code": r.get("preview") or ""})
+        hits = [_hit(hit_from_wire(r, path_from_wire(self.root, r["uri"]))) for r in result.get("results", [])]
         cov = result.get("coverage") or {}
         return {"results": hits, "complete": bool(cov.get("complete", True)),
                 "files_indexed": cov.get("filesIndexed"), "files_total": cov.get("filesTotal")}
@@ -163,11 +159,8 @@ class DaemonBackend:
             if line:
                 params["position"] = {"line": line - 1, "character": 0}
         result = self._request("forge/context", params)
-        snippets = []
-        for s in result.get("snippets", []):
-            start, end = self._lines(s)
-            snippets.append({"path": self._rel(s["uri"]), "start_line": start, "end_line": end,
-                             "score": s["score"], "tokens": s["tokens"], "text": s["text"]})
+        snippets = [_snippet(snippet_from_wire(s, path_from_wire(self.root, s["uri"])))
+                    for s in result.get("snippets", [])]
         return {"budget": result.get("budgetTokens", budget), "tokens_used": result.get("tokensUsed", 0),
                 "snippets": snippets}
 
@@ -178,8 +171,8 @@ class DaemonBackend:
         out = []
         for s in found[:limit]:
             loc = s["location"]
-            start, end = self._lines(loc)
-            rel = self._rel(loc["uri"])
+            start, end = lines_from_wire(loc)
+            rel = path_from_wire(self.root, loc["uri"])
             out.append({"name": s["name"], "kind": LSP_SYMBOL_KINDS.get(s.get("kind"), "symbol"),
                         "container": s.get("containerName"), "path": rel, "start_line": start,
                         "end_line": max(start, end - 1), "line": _definition_line(self.root, rel, start)})
@@ -285,18 +278,15 @@ class LocalBackend:
                           min_score=min_score)
         st = ws.status()
         progress = st.get("progress") or {}
-        return {"results": [{"path": h.path, "start_line": h.start_line, "end_line": h.end_line,
-                             "symbol": h.symbol, "kind": h.kind, "language": h.language,
-                             "score": round(float(h.score), 6), "code": h.preview} for h in found],
+        return {"results": [_hit(h) for h in found],
                 "complete": not st.get("indexing"), "files_indexed": progress.get("files_done"),
                 "files_total": progress.get("files_total")}
 
     def context(self, query: str | None, *, path: str | None, line: int | None,
                 budget: int) -> dict[str, Any]:
         result = self._workspace().context(query, path=path, line=line, budget=budget)
-        return {"budget": result.budget, "tokens_used": result.tokens_used, "snippets": [
-            {"path": s.path, "start_line": s.start_line, "end_line": s.end_line,
-             "score": round(float(s.score), 6), "tokens": s.tokens, "text": s.text} for s in result.snippets]}
+        return {"budget": result.budget, "tokens_used": result.tokens_used,
+                "snippets": [_snippet(s) for s in result.snippets]}
 
     def symbols(self, name: str, *, limit: int) -> list[dict[str, Any]]:
         return [{"name": m.name, "kind": m.kind, "container": m.container, "path": m.path,
