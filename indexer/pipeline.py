@@ -448,8 +448,7 @@ def model_input(pending: PendingText) -> str:
 def _report_failed(ctx: IndexContext, s: IndexSummary, failed: Sequence[tuple[str, str]]) -> None:
     """A file error for every file holding a chunk whose text could not be embedded."""
     for h, why in failed:
-        rows = ctx.store.sql.conn.execute("SELECT DISTINCT path FROM chunks WHERE text_hash = ?", [h])
-        for (path,) in rows.fetchall():
+        for path in ctx.store.sql.paths_holding_text(h):
             err = FileError(path, f"a chunk could not be embedded: {why}")
             if err not in s.errors:  # a run in slices meets the same text again
                 s.errors.append(err)

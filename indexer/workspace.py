@@ -32,7 +32,7 @@ from indexer.core.errors import (
     StateDirUnavailable,
     VectorStoreFailed,
 )
-from indexer.core.locations import workspaces_dir
+from indexer.core.locations import private_dir, workspaces_dir
 from indexer.core.protocols import Cancellable, Embedder
 from indexer.core.settings import Settings, default_state_root, load_settings
 from indexer.core.types import (
@@ -101,14 +101,6 @@ def not_indexed(root: Path, rev: str | None = None) -> NotIndexed:
     command = f"forge-indexer index --rev {rev} {root}" if rev else f"forge-indexer index {root}"
     what = f"revision {rev} of {root}" if rev else str(root)
     return NotIndexed(f"{what} is not indexed yet: run `{command}`.")
-
-
-def private_dir(path: Path) -> None:
-    """Create `path` (and parents) readable by this user only: an index holds a copy of the code."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o700)
 
 
 class Workspace:
@@ -451,26 +443,14 @@ class Workspace:
                 self.indexing = False
 
     def _vanished(self) -> StateDirUnavailable:
-        """The state folder was deleted under us: save the vectors the open database still
-        reads (its file lives on until closed) into a re-created folder, close the old store
-        (its next use opens the new one, which the next full run refills), and say so."""
+        """The state folder was deleted under us: save what the open database still reads
+        into a re-created folder, close the old store (its next use opens the new one, which
+        the next full run refills), and say so."""
         with self._store_lock:
             store = self._store
             if store is not None and not self.state_dir.is_dir():
                 self._store = None
-                try:
-                    private_dir(self.state_dir)
-                    health = Health(config=config_hash(self.embedder))
-                    sql = recovery.rebuild_sqlite(
-                        self.state_dir, "the index folder was deleted while in use", config_hash(self.embedder),
-                        self.embedder.dim, health, source=store.sql.conn,
-                    )
-                    sql.close()
-                    health.save(self.state_dir)
-                except Exception as exc:  # nothing saved: the next run rebuilds from scratch
-                    log.warning("could not save the vectors of %s: %s", self.state_dir, exc)
-                finally:
-                    store.close()
+                recovery.save_vanished(self.state_dir, store, config_hash(self.embedder), self.embedder.dim)
         return recovery.vanished(self.state_dir)
 
     # -- queries --------------------------------------------------------------------

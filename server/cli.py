@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from indexer.core.errors import ForgeError, NotIndexed
-from indexer.core.limits import MAX_RESULTS, MIN_BUDGET, SEARCH_MODES
+from indexer.core.limits import MAX_RESULTS, MIN_BUDGET, mode_ok, modes_in_words
 from indexer.core.settings import load_settings
 from indexer.core.types import Progress, SearchHit
 from server.cli_common import JsonOpt, StateDir, WorkspaceOpt, cli_settings, fail
@@ -219,7 +219,7 @@ def search(
     lang: Annotated[list[str] | None, typer.Option("--lang", help="Only these languages (repeatable).")] = None,
     path_glob: Annotated[list[str] | None, typer.Option("--path", help="Only paths matching this glob (repeatable).")] = None,
     queries: Annotated[Path | None, typer.Option("--queries", help="File with one query per line; prints JSON lines.")] = None,
-    mode: Annotated[str, typer.Option("--mode", help="hybrid, vector or lexical.")] = "hybrid",
+    mode: Annotated[str, typer.Option("--mode", help=f"{modes_in_words()}.")] = "hybrid",
     min_score: Annotated[float, typer.Option(
         "--min-score", min=0.0, max=1.0,
         help="Drop results whose relevance score (0-1, see docs/search.md) is below this.")] = 0.0,
@@ -228,8 +228,8 @@ def search(
     rev: RevOpt = None,
 ) -> None:
     """Search the index of a workspace."""
-    if mode not in SEARCH_MODES:
-        raise fail(f"--mode must be hybrid, vector or lexical, not {mode!r}")
+    if not mode_ok(mode):
+        raise fail(f"--mode must be {modes_in_words()}, not {mode!r}")
     if (query is None) == (queries is None):
         raise fail("give a QUERY or --queries FILE (one of them)")
     try:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.core.errors import ForgeError
-from indexer.core.limits import MAX_RESULTS, MIN_BUDGET, SEARCH_MODES
+from indexer.core.limits import MIN_BUDGET, limit_ok, min_score_ok, mode_ok
 from indexer.core.locations import ENV_PREFIX, WORKSPACE_CONFIG_FILE, read_toml, user_config_file
 
 COMMANDS = ("search", "context", "status")
@@ -133,7 +133,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     args = _parser().parse_args(list(argv))
     # The full CLI's own checks: values it refuses get its error message, not ours.
     if args.command == "search" and not (
-        1 <= args.k <= MAX_RESULTS and args.mode in SEARCH_MODES and 0.0 <= args.min_score <= 1.0
+        limit_ok(args.k) and mode_ok(args.mode) and min_score_ok(args.min_score)
     ):
         raise Defer
     if args.command == "context" and (args.budget < MIN_BUDGET or (args.line is not None and args.line < 1)

@@ -6,13 +6,13 @@ camelCase on the wire, snake_case here. Unknown keys are rejected so that a typo
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from indexer.core.globs import check_globs
-from indexer.core.limits import MAX_RESULTS
+from indexer.core.limits import MAX_RESULTS, SearchMode
 
 P = TypeVar("P", bound="RequestParams")
 
@@ -37,7 +37,7 @@ class SearchParams(RequestParams):
     paths: list[str] | None = Field(
         default=None, max_length=256, description="gitignore-style globs, relative to each root"
     )
-    mode: Literal["hybrid", "vector", "lexical"] = "hybrid"
+    mode: SearchMode = "hybrid"
 
     @field_validator("paths")
     @classmethod

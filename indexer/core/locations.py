@@ -7,6 +7,7 @@ variables, so that a search through a running daemon does not load pydantic.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
 from pathlib import Path
@@ -21,6 +22,14 @@ ENV_PREFIX = "FORGE_INDEXER_"
 
 def default_state_root() -> Path:
     return Path(platformdirs.user_state_dir(APP_NAME))
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` (and parents) readable by this user only: an index holds a copy of the code."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
 
 
 def workspaces_dir(state_root: Path) -> Path:

@@ -35,7 +35,7 @@ from cachetools import LRUCache
 from indexer.chunking import lexical
 from indexer.core.errors import Cancelled, InvalidQuery, RemoteUnavailable
 from indexer.core.globs import check_globs
-from indexer.core.limits import MAX_RESULTS, SEARCH_MODES
+from indexer.core.limits import MAX_RESULTS, SEARCH_MODES, limit_ok, min_score_ok, mode_ok
 from indexer.core.protocols import Cancellable, Embedder
 from indexer.core.types import SearchHit
 from indexer.search import ranking
@@ -92,7 +92,7 @@ def validate(query: object, limit: object, languages: object, paths: object) -> 
     """Check request parameters; raise InvalidQuery with a message naming the bad one."""
     if not isinstance(query, str) or not query.strip():
         raise InvalidQuery("'query' must be a non-empty string.")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_RESULTS:
+    if not limit_ok(limit):
         raise InvalidQuery(f"'limit' must be an integer from 1 to {MAX_RESULTS}, got {limit!r}.")
     langs = languages or []
     if not isinstance(langs, list) or not all(isinstance(x, str) and x for x in langs):
@@ -108,9 +108,14 @@ def validate(query: object, limit: object, languages: object, paths: object) -> 
 
 
 def _check_floor(min_score: object) -> float:
-    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0.0 <= min_score <= 1.0:
+    if not min_score_ok(min_score):
         raise InvalidQuery(f"'min_score' must be a number from 0 to 1, got {min_score!r}.")
     return float(min_score)
+
+
+def _check_mode(mode: object) -> None:
+    if not mode_ok(mode):
+        raise InvalidQuery(f"'mode' must be one of {', '.join(SEARCH_MODES)}; got {mode!r}.")
 
 
 def _index_version(store: IndexStore) -> tuple[int, str | None]:
@@ -502,8 +507,7 @@ def search(
     """
     query, limit, langs, globs = validate(query, limit, languages, paths)
     floor = _check_floor(min_score)
-    if mode not in SEARCH_MODES:
-        raise InvalidQuery(f"'mode' must be one of {', '.join(SEARCH_MODES)}; got {mode!r}.")
+    _check_mode(mode)
     allowed = matching_paths(store, globs) if globs else None
     if allowed is not None and not allowed:
         return []

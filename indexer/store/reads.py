@@ -57,6 +57,11 @@ class IndexReads:
         (total,) = self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()
         return int(total)
 
+    def paths_holding_text(self, text_hash: str) -> list[str]:
+        """The files with a chunk of this text (the same text may sit in several)."""
+        rows = self.conn.execute("SELECT DISTINCT path FROM chunks WHERE text_hash = ?", (text_hash,))
+        return [p for (p,) in rows]
+
     def chunk_languages_paths(self, ids: Sequence[str]) -> list[tuple[str, str, str]]:
         """(id, language, path) of the chunks among `ids` that exist."""
         if not ids:

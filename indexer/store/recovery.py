@@ -42,6 +42,7 @@ from indexer.core.errors import (
     StoreRepairing,
     VectorStoreFailed,
 )
+from indexer.core.locations import private_dir
 from indexer.store.health import (
     Health,
     check_chroma,
@@ -160,6 +161,23 @@ def vanished(state_dir: Path) -> StateDirVanished:
         f"the index folder {state_dir} was deleted while forge-indexer was running",
         "run the same command again to re-create it (the editor's server re-creates it by itself).",
     )
+
+
+def save_vanished(state_dir: Path, store: IndexStore, want_hash: str, dim: int) -> None:
+    """The state folder was deleted under a running `store`: re-create it and save into it
+    the vectors the open database still reads (its file lives on until closed), then close
+    the store. Best effort: if nothing can be saved, the next full run rebuilds from scratch."""
+    try:
+        private_dir(state_dir)
+        health = Health(config=want_hash)
+        sql = rebuild_sqlite(state_dir, "the index folder was deleted while in use", want_hash, dim, health,
+                             source=store.sql.conn)
+        sql.close()
+        health.save(state_dir)
+    except Exception as exc:
+        log.warning("could not save the vectors of %s: %s", state_dir, exc)
+    finally:
+        store.close()
 
 
 def translate(exc: BaseException, state_dir: Path, need_bytes: int = 0) -> ForgeError | None:

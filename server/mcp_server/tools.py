@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
@@ -22,7 +22,7 @@ from pydantic import Field
 
 from indexer.core.errors import ForgeError
 from indexer.core.globs import glob_problem
-from indexer.core.limits import MAX_RESULTS
+from indexer.core.limits import MAX_RESULTS, SearchMode
 from server.mcp_server.backend import Backend
 
 MAX_QUERY = 4096
@@ -148,7 +148,7 @@ def build_server(backend: Backend) -> MCPServer[Any]:
             description="What to find, in words ('where are retries with backoff configured') "
             "or code ('def parse_duration'). Natural language works best in hybrid or vector mode.")],
         k: Annotated[int, Field(ge=1, le=MAX_RESULTS, description="How many results, best first.")] = 10,
-        mode: Annotated[Literal["hybrid", "vector", "lexical"], Field(
+        mode: Annotated[SearchMode, Field(
             description="hybrid (default): meaning and exact words together; vector: meaning only; "
             "lexical: exact identifiers and words only.")] = "hybrid",
         path: Annotated[str | None, Field(

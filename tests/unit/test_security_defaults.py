@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from indexer.core.globs import check_globs, glob_problem
+from indexer.core.locations import private_dir
 from indexer.core.settings import Settings, load_settings
 from indexer.files.discover import discover, secret_reason
-from indexer.workspace import private_dir
 
 
 def test_workspace_file_cannot_choose_the_model_or_the_state_dir(
