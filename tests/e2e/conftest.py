@@ -30,8 +30,9 @@ def module_server_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
 
 
 @pytest.fixture(scope="module")
-def module_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of the two-root fixture workspace for the module."""
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the two-root fixture workspace, shared by a module's tests (a module
+    whose tests each need their own defines its own `ws`)."""
     from tests.e2e.helpers import copy_workspace
 
     return copy_workspace(tmp_path_factory.mktemp("e2e"))

@@ -23,6 +23,8 @@ from tests.conftest import FIXTURES, REPO
 
 #: The real server over stdio, as an editor starts it (it may hand over to the shared daemon).
 SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "server"])
+#: An editor's own server process, as without a keyring or with `sharedDaemon` off.
+IN_PROCESS = ClientServerConfig(server_command=[sys.executable, "-m", "server", "--no-daemon"])
 
 
 def system_nvim() -> str | None:
@@ -218,13 +220,14 @@ def save(client: LanguageClient, path: Path) -> None:
 
 async def start(
     ws: Path, roots: tuple[str, ...], editor: str = "visual_studio_code",
-    config: ClientServerConfig = SERVER,
+    config: ClientServerConfig = SERVER, options: dict[str, object] | None = None,
 ) -> LanguageClient:
-    """A server started with `config` and initialized as `editor` on `roots` of `ws`."""
+    """A server started with `config` and initialized as `editor` on `roots` of `ws`
+    (with `options` as initializationOptions, if given)."""
     lsp = await config.start()
     assert isinstance(lsp, LanguageClient)
     accept_registrations(lsp)
-    await lsp.initialize_session(init_params(ws, editor, roots=roots))
+    await lsp.initialize_session(init_params(ws, editor, roots=roots, options=options))
     return lsp
 
 

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 
 import pytest
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
 from tests.e2e.helpers import (
-    accept_registrations,
+    IN_PROCESS,
     call,
     copy_workspace,
-    init_params,
+    start,
     stop,
     wait_indexed,
 )
@@ -27,17 +26,12 @@ pytestmark = [
     pytest.mark.usefixtures("server_env"),
 ]
 
-#: The editor's own server process (as with `sharedDaemon` off or without a keyring).
-IN_PROCESS = ClientServerConfig(server_command=[sys.executable, "-m", "server", "--no-daemon"])
 OFF = {"forgeIndexer": {"indexOnStartup": False}}
 
 
 async def _start(ws: Path, options: dict[str, object] | None) -> LanguageClient:
-    lsp = await IN_PROCESS.start()
-    assert isinstance(lsp, LanguageClient)
-    accept_registrations(lsp)
-    await lsp.initialize_session(init_params(ws, roots=("root_b",), options=options))
-    return lsp
+    """The editor's own server process (as with `sharedDaemon` off or without a keyring) on root_b."""
+    return await start(ws, ("root_b",), config=IN_PROCESS, options=options)
 
 
 @pytest.mark.parametrize("ask", ["forge/reindex", "forge/resume"])
@@ -99,18 +93,16 @@ async def test_a_daemon_the_editor_starts_holds_its_indexing_too(tmp_path: Path)
     except Exception as exc:
         pytest.fail(f"this test needs a real Secret Service (run it through tests/run.sh): {exc}")
     ws = copy_workspace(tmp_path)
-    shared = ClientServerConfig(server_command=[sys.executable, "-m", "server"])
-    lsp = await shared.start()
-    assert isinstance(lsp, LanguageClient)
+    lsp: LanguageClient | None = None
     try:
-        accept_registrations(lsp)
-        await lsp.initialize_session(init_params(ws, roots=("root_b",), options=OFF))
+        lsp = await start(ws, ("root_b",), options=OFF)  # the shared daemon's client
         status = await call(lsp, "forge/status")
         assert status["indexingPaused"] is True and status["pauseReason"] == "indexOnStartup", status
         out = json.loads(cli("status", "-w", str(ws / "root_b"), "--json").stdout)
         assert out["paused"] is True and out.get("daemon_pid"), out
     finally:
         try:
-            await stop(lsp)
+            if lsp is not None:
+                await stop(lsp)
         finally:
             cli("daemon", "stop", "-w", str(ws / "root_b"), check=False)

@@ -41,11 +41,6 @@ pytestmark = [
     pytest.mark.usefixtures("module_server_env"),
 ]
 
-@pytest.fixture(scope="module")
-def ws(module_ws: Path) -> Path:
-    return module_ws
-
-
 @pytest_lsp.fixture(config=SERVER, scope="module")
 async def client(lsp_client: LanguageClient, ws: Path):  # type: ignore[no-untyped-def]
     """VS Code's capabilities, both roots, default settings; indexing finished."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,9 +17,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
 from tests.e2e.helpers import (
+    IN_PROCESS,
     call,
     copy_workspace,
     names,
@@ -38,10 +38,6 @@ pytestmark = [
     pytest.mark.asyncio(loop_scope="function"),
     pytest.mark.usefixtures("server_env"),
 ]
-
-#: An editor's own server process, as without a keyring or with `sharedDaemon` off.
-IN_PROCESS = ClientServerConfig(server_command=[sys.executable, "-m", "server", "--no-daemon"])
-
 
 @pytest_asyncio.fixture
 async def one_root(tmp_path: Path) -> AsyncIterator[tuple[LanguageClient, Path]]:

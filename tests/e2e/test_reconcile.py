@@ -28,11 +28,6 @@ pytestmark = [
     pytest.mark.usefixtures("module_server_env"),
 ]
 
-@pytest.fixture(scope="module")
-def ws(module_ws: Path) -> Path:
-    return module_ws
-
-
 @pytest_lsp.fixture(config=SERVER, scope="module")
 async def client(lsp_client: LanguageClient, ws: Path):  # type: ignore[no-untyped-def]
     """One root, no file watcher, a reconcile every second."""
