@@ -52,7 +52,7 @@ from server.progress import IndexProgress
 from server.roots import RootState
 
 if TYPE_CHECKING:
-    from indexer.workspace import Workspace
+    from indexer.core.workspace_api import IndexingWorkspace
     from server.hosts import IndexHost
 
 log = logging.getLogger(__name__)
@@ -473,7 +473,7 @@ class IndexWorker:
         self._report_repairs(root, ws)
         return True
 
-    def _report_repairs(self, root: RootState, ws: Workspace) -> None:
+    def _report_repairs(self, root: RootState, ws: IndexingWorkspace) -> None:
         """Tell the user (once per repair) what opening the index found and is fixing."""
         if root.repair_attempts:
             return  # damage found in use was already reported by `_damaged`

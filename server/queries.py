@@ -24,7 +24,8 @@ from server.params import ContextParams, SearchParams
 from server.roots import RootState, coverage_of
 
 if TYPE_CHECKING:
-    from indexer.workspace import CancelToken, Workspace
+    from indexer.core.workspace_api import IndexingWorkspace
+    from indexer.workspace import CancelToken
 
 log = logging.getLogger(__name__)
 #: One line per request (method, outcome, latency); not under `server.`, so never sent to the editor.
@@ -42,7 +43,7 @@ def reads_like_sentence(query: str) -> bool:
     return len(_WORD.findall(query)) >= 3 and " " in query.strip()
 
 
-def _ready(roots: list[RootState]) -> list[tuple[RootState, Workspace]]:
+def _ready(roots: list[RootState]) -> list[tuple[RootState, IndexingWorkspace]]:
     """Roots whose index can be queried; `IndexNotReady` if none can."""
     ready = [(r, r.workspace) for r in roots if r.workspace is not None and not r.closed]
     if not ready:
@@ -216,7 +217,7 @@ def workspace_symbols(
 
 
 def _semantic_symbols(
-    root: RootState, ws: Workspace, query: str, cancel: CancelToken | None
+    root: RootState, ws: IndexingWorkspace, query: str, cancel: CancelToken | None
 ) -> list[tuple[float, types.SymbolInformation]]:
     """(score, symbol) for search hits, mapped to the symbol that encloses them."""
     out = []

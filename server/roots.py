@@ -16,7 +16,8 @@ from server.watch import ChangeBatcher, PathFilter, WorkspaceWatcher
 
 if TYPE_CHECKING:
     from indexer.core.types import IndexSummary
-    from indexer.workspace import CancelToken, Workspace
+    from indexer.core.workspace_api import IndexingWorkspace
+    from indexer.workspace import CancelToken
     from server.progress import IndexProgress
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class RootState:
     path: Path
     name: str
     settings: Settings
-    workspace: Workspace | None = None
+    workspace: IndexingWorkspace | None = None
     state: State = "pending"
     last_error: str | None = None
     last_indexed: float | None = None
