@@ -16,7 +16,6 @@ each hook is one dictionary lookup.
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 
 CRASH_ENV = "FORGE_INDEXER_TEST_CRASH_AT"
@@ -42,9 +41,8 @@ def crash_point(name: str) -> None:
         os._exit(CRASH_EXIT)
 
 
-def limit_pages(conn: sqlite3.Connection) -> None:
-    """Cap the database's growth (see the module docstring) if the test asked for it."""
+def extra_pages() -> int | None:
+    """How many pages an index database may grow by (see the module docstring), if the
+    test capped it; the store applies the cap to every connection it opens."""
     extra = os.environ.get(MAX_PAGES_ENV)
-    if extra:
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        conn.execute(f"PRAGMA max_page_count = {int(pages) + int(extra)}")
+    return int(extra) if extra else None
