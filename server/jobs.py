@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from lsprotocol import types
 
@@ -53,8 +53,10 @@ from server.roots import RootState
 
 if TYPE_CHECKING:
     from indexer.core.workspace_api import IndexingWorkspace
+    from indexer.workspace import CancelToken
     from server.hosts import IndexHost
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 JobKind = Literal["close", "paths", "full", "reopen", "embed", "reconcile"]
@@ -541,8 +543,7 @@ class IndexWorker:
         ws = root.workspace
         assert ws is not None
         title = job.reason or "Indexing"
-        cancel = root.index_cancel or self._ls.new_cancel_token()
-        root.index_cancel = cancel
+        cancel = self._cancel_token(root)
         root.state, root.complete = "indexing", False
         root.scan_started = time.monotonic()
         if root.progress is None:
@@ -554,27 +555,42 @@ class IndexWorker:
             root.note_progress(p)
             progress.report(p)
 
-        try:
+        def scan() -> IndexSummary:
             if title != "Indexing":
                 ws.reload_rules()  # .gitignore may have changed
-            root.run_summary = ws.index(on_progress=tick, cancel=cancel, embed=False)
+            return ws.index(on_progress=tick, cancel=cancel, embed=False)
+
+        ok, summary = self._phase(root, "index", scan)
+        if not ok:
+            return
+        root.run_summary = summary
+        root.files_scanned()
+        self._requeue_embed(root, job)
+
+    def _cancel_token(self, root: RootState) -> CancelToken:
+        """The run's cancel token: the one a run in progress holds, or a new one."""
+        cancel = root.index_cancel or self._ls.new_cancel_token()
+        root.index_cancel = cancel
+        return cancel
+
+    def _phase(self, root: RootState, what: str, run: Callable[[], T]) -> tuple[bool, T | None]:
+        """Run one phase of a run: (True, its result), or (False, None) once a cancel or a
+        failure has been handled (progress ended, failure recorded and reported)."""
+        try:
+            return True, run()
         except Cancelled:
             self._cancelled(root)
-            return
         except Exception as exc:
             root.index_cancel = None
             root.end_progress(f"Failed: {exc}")
-            self._failed(root, exc, "index")
-            return
-        root.files_scanned()
-        self._requeue_embed(root, job)
+            self._failed(root, exc, what)
+        return False, None
 
     def _embed(self, root: RootState, job: Job) -> None:
         """Phase 2, one slice: embed for up to EMBED_SLICE_S, then requeue if work is left."""
         ws = root.workspace
         assert ws is not None
-        cancel = root.index_cancel or self._ls.new_cancel_token()
-        root.index_cancel = cancel
+        cancel = self._cancel_token(root)
         root.state = "indexing"
         summary = root.run_summary
 
@@ -584,15 +600,9 @@ class IndexWorker:
                 total = root.chunks_to_embed or 0
                 root.progress.report(Progress("embed", 0, 0, root.chunks_embedded, total))
 
-        try:
-            left = ws.embed_pending(budget_s=EMBED_SLICE_S, on_progress=tick, cancel=cancel, summary=summary)
-        except Cancelled:
-            self._cancelled(root)
-            return
-        except Exception as exc:
-            root.index_cancel = None
-            root.end_progress(f"Failed: {exc}")
-            self._failed(root, exc, "embed")
+        ok, left = self._phase(root, "embed", lambda: ws.embed_pending(
+            budget_s=EMBED_SLICE_S, on_progress=tick, cancel=cancel, summary=summary))
+        if not ok:
             return
         if left:
             self._requeue_embed(root, job)
