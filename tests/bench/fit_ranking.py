@@ -1,10 +1,11 @@
 """Fit the relevance model of `indexer.search.ranking` on the tune split (never on held).
 
-    nice -n 10 .venv/bin/python tests/bench/fit_ranking.py [--cache DIR]
+    nice -n 10 .venv/bin/python tests/bench/fit_ranking.py [--cache DIR] [--refresh] [--max-chars N]
 
 Runs the product's own candidate generation (`indexer.search.query.candidates`) for every tune
-query on the workspaces `bench_search_quality.py` indexed, computes `ranking.features`,
-labels a candidate 1 when it overlaps the answer, then:
+query on the workspaces `bench_search_quality.py` indexed, labels a candidate 1 when it
+overlaps the answer, keeps what the model reads of each candidate, then computes
+`ranking.features` and:
 
 1. fits the ranking weights listwise (softmax over each query's pool, the answer as the
    target: this is what MRR rewards);
@@ -13,8 +14,8 @@ labels a candidate 1 when it overlaps the answer, then:
 3. fits the one-feature calibrations for vector-only and lexical-only modes.
 
 Prints tune MRR@10 with the current and the fitted coefficients, and the coefficients to
-paste into indexer/search/ranking.py. Pools are cached, so a refit after editing features
-needs `--refresh` only when candidate generation changed.
+paste into indexer/search/ranking.py. Candidate pools are cached (features are computed
+afresh every run), so only a change to candidate generation needs `--refresh`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from codesearch_data import build, state_dir  # noqa: E402
+from codesearch_data import MAX_CHARS, build, state_dir  # noqa: E402
 
 from indexer.chunking.lexical import query_words  # noqa: E402
 from indexer.core.settings import Settings  # noqa: E402
@@ -42,32 +44,62 @@ from indexer.workspace import Workspace  # noqa: E402
 Pool = tuple[np.ndarray, np.ndarray]  # features (n, F), labels (n,)
 
 
-def collect(cache: Path, refresh: bool) -> list[Pool]:
-    out_file = cache / "fit-pools.pkl"
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What the ranking model reads of one candidate (`ranking.Scored`), kept so that a
+    change to `ranking.features` is refitted without running candidate generation again."""
+
+    path: str
+    symbol: str | None
+    language: str
+    kind: str | None
+    cosine: float
+    bm25: float
+    body: str
+    score: float = 0.0
+
+
+RawPool = tuple[str, list[Seen], np.ndarray]  # query, candidates, labels
+
+
+def collect(cache: Path, refresh: bool, max_chars: int = MAX_CHARS) -> list[RawPool]:
+    scale = "" if max_chars == MAX_CHARS else f"-c{max_chars}"
+    out_file = cache / f"fit-raw{scale}.pkl"
     if out_file.exists() and not refresh:
         return pickle.loads(out_file.read_bytes())
-    sets = build(cache)
+    sets = build(cache, max_chars=max_chars)
     embedder = get_embedder(Settings())
-    pools: list[Pool] = []
+    pools: list[RawPool] = []
     for (lang, split), (root, queries) in sorted(sets.items()):
         if split != "tune":
             continue
-        ws = Workspace(root, Settings(state_dir=state_dir(cache, lang, split, embedder.max_tokens, embedder.input_tokens, embedder.spec.precision)), embedder=embedder)
+        state = state_dir(cache, lang + scale, split, embedder.max_tokens, embedder.input_tokens,
+                          embedder.spec.precision)
+        ws = Workspace(root, Settings(state_dir=state), embedder=embedder)
         try:
             ws.index()
             for q in queries:
                 pool = query_mod.candidates(ws.store, embedder, q.query)
-                qwords = set(ranking._stem_all(query_words(q.query)))
-                wanted = ranking.wanted_roles(q.query)
-                x = np.array([ranking.features(c, qwords, wanted, ranking.describes_thing(q.query)) for c in pool],
-                             dtype=np.float64)
+                seen = [Seen(c.path, c.symbol, c.language, c.kind, c.cosine, c.bm25, c.body) for c in pool]
                 y = np.array([float(c.path == q.path and c.start_line <= q.end_line and c.end_line >= q.start_line)
                               for c in pool])
-                pools.append((x.reshape(len(pool), len(ranking.FEATURES)), y))
+                pools.append((q.query, seen, y))
         finally:
             ws.close()
         print(f"{lang}: {sum(1 for _ in queries)} queries", flush=True)
     out_file.write_bytes(pickle.dumps(pools))
+    return pools
+
+
+def featurize(raw: list[RawPool]) -> list[Pool]:
+    """`ranking.features` of every candidate, as the product computes them now."""
+    pools: list[Pool] = []
+    for text, seen, y in raw:
+        qwords = set(ranking._stem_all(query_words(text)))
+        wanted = ranking.wanted_roles(text)
+        thing = ranking.describes_thing(text)
+        x = np.array([ranking.features(c, qwords, wanted, thing) for c in seen], dtype=np.float64)
+        pools.append((x.reshape(len(seen), len(ranking.FEATURES)), y))
     return pools
 
 
@@ -84,7 +116,8 @@ def mrr(pools: list[Pool], w: np.ndarray) -> float:
 
 def fit_listwise(pools: list[Pool], steps: int = 400, l2: float = 1e-3) -> np.ndarray:
     usable = [(x, y) for x, y in pools if y.any()]
-    w = np.array(ranking.HYBRID[1:], dtype=np.float64)
+    w = np.zeros(len(ranking.FEATURES))  # a new feature starts at 0
+    w[: len(ranking.HYBRID) - 1] = ranking.HYBRID[1:]
     lr = 0.5
     for _ in range(steps):
         grad = l2 * w
@@ -151,9 +184,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "forge-bench")
     ap.add_argument("--refresh", action="store_true")
+    ap.add_argument("--max-chars", type=int, default=MAX_CHARS,
+                    help="characters per project, as in bench_search_quality.py (larger: closer to whole "
+                    "repositories); that run must have indexed the tune split at this size first")
     args = ap.parse_args()
-    pools = collect(args.cache, args.refresh)
-    current = np.array(ranking.HYBRID[1:])
+    pools = featurize(collect(args.cache, args.refresh, args.max_chars))
+    current = np.zeros(len(ranking.FEATURES))
+    current[: len(ranking.HYBRID) - 1] = ranking.HYBRID[1:]
     print(f"pools: {len(pools)} queries, answer in pool for {sum(1 for _, y in pools if y.any())}")
     print(f"tune MRR@10, current coefficients: {mrr(pools, current):.4f}")
     for i, name in enumerate(ranking.FEATURES):
