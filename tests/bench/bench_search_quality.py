@@ -132,8 +132,9 @@ def _covered(snippets: Sequence[Snippet], q: Query) -> bool:
 
 
 def run_set(lang: str, split: str, root: Path, queries: list[Query], cache: Path, embedder: object,
-            settings: Settings, scale: str = "") -> dict:
-    state = state_dir(cache, lang + scale, split, embedder.max_tokens, embedder.input_tokens, _precision(embedder))  # type: ignore[attr-defined]
+            settings: Settings, max_chars: int = MAX_CHARS) -> dict:
+    state = state_dir(cache, lang, split, embedder.max_tokens, embedder.input_tokens, _precision(embedder),  # type: ignore[attr-defined]
+                      max_chars)
     settings = settings.model_copy(update={"state_dir": state})
     t = time.perf_counter()
     ws = Workspace(root, settings, embedder=embedder)  # type: ignore[arg-type]
@@ -256,7 +257,6 @@ def main() -> None:
                     help="the modelPrecision setting (default: auto, the product's default)")
     args = ap.parse_args()
     sets = build(args.cache, args.lang.split(","), args.answers, args.max_chars)
-    scale = "" if args.max_chars == MAX_CHARS else f"-c{args.max_chars}"
     base = Settings(max_tokens=args.max_tokens, embed_tokens=args.embed_tokens, model_precision=args.precision)
     embedder = get_embedder(base)
     results = []
@@ -264,7 +264,7 @@ def main() -> None:
     for (lang, split), (root, queries) in sorted(sets.items(), key=lambda kv: (kv[0][1] != "tune", kv[0][0])):
         if lang not in args.lang.split(",") or args.split not in ("both", split):
             continue
-        r = run_set(lang, split, root, queries, args.cache, embedder, base, scale)
+        r = run_set(lang, split, root, queries, args.cache, embedder, base, args.max_chars)
         print(f"{split} {lang}: {r['queries']} queries, hybrid MRR {r['systems']['hybrid']['mrr']:.3f}, "
               f"index {r['index_seconds']} s (embedded {r['embedded_now']} chunks, {r['tokens_embedded_now']} "
               f"tokens), queries {r['query_seconds']} s", flush=True)

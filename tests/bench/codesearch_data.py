@@ -149,13 +149,20 @@ class Query:
     name: str
 
 
-def state_dir(cache: Path, lang: str, split: str, max_tokens: int, input_tokens: int, precision: str = "f16") -> Path:
+def scale_tag(max_chars: int) -> str:
+    """What names the files of a corpus built from `max_chars` per project ("" at the default)."""
+    return "" if max_chars == MAX_CHARS else f"-c{max_chars}"
+
+
+def state_dir(cache: Path, lang: str, split: str, max_tokens: int, input_tokens: int, precision: str = "f16",
+              max_chars: int = MAX_CHARS) -> Path:
     """Where the product's index of one (language, split) workspace is cached: one per
-    chunker version, chunk size, model input and weights precision, so comparing them never
-    re-embeds (precisions share an index config hash, so only the folder keeps them apart)."""
+    chunker version, chunk size, model input, weights precision and corpus size, so
+    comparing them never re-embeds (precisions share an index config hash, so only the
+    folder keeps them apart)."""
     read = "" if input_tokens == max_tokens else f"-e{input_tokens}"
     weights = "" if precision == "f16" else f"-{precision}"
-    return cache / f"state-v{CHUNKER_VERSION}-t{max_tokens}{read}{weights}" / f"{lang}-{split}"
+    return cache / f"state-v{CHUNKER_VERSION}-t{max_tokens}{read}{weights}" / f"{lang}{scale_tag(max_chars)}-{split}"
 
 
 def ensure_sources(cache: Path, projects: Collection[Project]) -> None:

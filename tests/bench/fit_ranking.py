@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from codesearch_data import MAX_CHARS, build, state_dir  # noqa: E402
+from codesearch_data import MAX_CHARS, build, scale_tag, state_dir  # noqa: E402
 
 from indexer.chunking.lexical import query_words  # noqa: E402
 from indexer.core.settings import Settings  # noqa: E402
@@ -46,8 +46,9 @@ Pool = tuple[np.ndarray, np.ndarray]  # features (n, F), labels (n,)
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """What the ranking model reads of one candidate (`ranking.Scored`), kept so that a
-    change to `ranking.features` is refitted without running candidate generation again."""
+    """What the ranking model reads of one candidate (`ranking.Scored`) and its text (for a
+    feature yet to be written), kept so that a change to `ranking.features` is refitted
+    without running candidate generation again."""
 
     path: str
     symbol: str | None
@@ -63,8 +64,7 @@ RawPool = tuple[str, list[Seen], np.ndarray]  # query, candidates, labels
 
 
 def collect(cache: Path, refresh: bool, max_chars: int = MAX_CHARS) -> list[RawPool]:
-    scale = "" if max_chars == MAX_CHARS else f"-c{max_chars}"
-    out_file = cache / f"fit-raw{scale}.pkl"
+    out_file = cache / f"fit-raw{scale_tag(max_chars)}.pkl"
     if out_file.exists() and not refresh:
         return pickle.loads(out_file.read_bytes())
     sets = build(cache, max_chars=max_chars)
@@ -73,8 +73,8 @@ def collect(cache: Path, refresh: bool, max_chars: int = MAX_CHARS) -> list[RawP
     for (lang, split), (root, queries) in sorted(sets.items()):
         if split != "tune":
             continue
-        state = state_dir(cache, lang + scale, split, embedder.max_tokens, embedder.input_tokens,
-                          embedder.spec.precision)
+        state = state_dir(cache, lang, split, embedder.max_tokens, embedder.input_tokens,
+                          embedder.spec.precision, max_chars)
         ws = Workspace(root, Settings(state_dir=state), embedder=embedder)
         try:
             ws.index()
@@ -114,10 +114,17 @@ def mrr(pools: list[Pool], w: np.ndarray) -> float:
     return total / len(pools)
 
 
+def shipped_weights() -> np.ndarray:
+    """ranking.HYBRID's feature weights, one per FEATURES entry: a feature added since the
+    last fit starts at 0."""
+    w = np.zeros(len(ranking.FEATURES))
+    w[: len(ranking.HYBRID) - 1] = ranking.HYBRID[1:]
+    return w
+
+
 def fit_listwise(pools: list[Pool], steps: int = 400, l2: float = 1e-3) -> np.ndarray:
     usable = [(x, y) for x, y in pools if y.any()]
-    w = np.zeros(len(ranking.FEATURES))  # a new feature starts at 0
-    w[: len(ranking.HYBRID) - 1] = ranking.HYBRID[1:]
+    w = shipped_weights()
     lr = 0.5
     for _ in range(steps):
         grad = l2 * w
@@ -186,11 +193,10 @@ def main() -> None:
     ap.add_argument("--refresh", action="store_true")
     ap.add_argument("--max-chars", type=int, default=MAX_CHARS,
                     help="characters per project, as in bench_search_quality.py (larger: closer to whole "
-                    "repositories); that run must have indexed the tune split at this size first")
+                    "repositories); reuses bench_search_quality.py's index at this size, or builds it")
     args = ap.parse_args()
     pools = featurize(collect(args.cache, args.refresh, args.max_chars))
-    current = np.zeros(len(ranking.FEATURES))
-    current[: len(ranking.HYBRID) - 1] = ranking.HYBRID[1:]
+    current = shipped_weights()
     print(f"pools: {len(pools)} queries, answer in pool for {sum(1 for _, y in pools if y.any())}")
     print(f"tune MRR@10, current coefficients: {mrr(pools, current):.4f}")
     for i, name in enumerate(ranking.FEATURES):
