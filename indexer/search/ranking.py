@@ -145,9 +145,38 @@ def _stem_all(words: Iterable[str]) -> list[str]:
 
 # Per-symbol and per-file word sets, cached: the same files and symbols come back query
 # after query, and splitting and stemming them was a quarter of a search at 100k chunks.
+# Conventional words of code names and the query words that say them: a doc comment says
+# "Creates a new parser", "Removes and returns the last element" or "Whether the set is
+# empty" where the name says `new`, `pop` or `is_empty`, so `new`, `pop` and `is` count as
+# said (the `name` feature) when the query says one of those words. Generic conventions of
+# every language, not of one project; on the development benchmark's tune pools, with the
+# coefficients unchanged, MRR@10 rose 0.741 -> 0.751 (90k characters per project), 0.622
+# -> 0.633 (400k) and Java 0.554 -> 0.572 (docs/benchmarks.md).
+_NAME_GROUPS = (
+    ("get fetch read load peek", "get gets retrieve retrieves obtain obtains fetch fetches give gives"),
+    ("is has can should contains", "whether true check checks test tests determine determines"),
+    ("new create make build init construct from of with",
+     "create creates construct constructs new make makes build builds instance"),
+    ("to into as", "convert converts transform transforms turn turns"),
+    ("len count size length", "number count size length many"),
+    ("remove delete pop take drop clear del rm",
+     "remove removes delete deletes pop pops drop drops discard discards erase erases clear clears"),
+    ("add insert push append put offer", "add adds insert inserts push pushes append appends put puts"),
+    ("iter iterator each", "iterate iterates iterator each"),
+    ("eq equals cmp compare", "equal equals compare compares"),
+)
+_SAID_BY: dict[str, frozenset[str]] = {}
+for _names, _says in _NAME_GROUPS:
+    for _name in _names.split():
+        _SAID_BY[_name] = _SAID_BY.get(_name, frozenset()) | frozenset(_stem(w) for w in _says.split())
+
+
 @lru_cache(maxsize=65536)
-def _name_words(symbol: str) -> tuple[str, ...]:
-    return tuple(_stem_all(split_identifier(re.split(r"[.:]", symbol)[-1])))
+def _name_words(symbol: str) -> tuple[frozenset[str], ...]:
+    """For each word of a symbol's own name, the stemmed query words that say it: its stem,
+    and for a conventional word (`new`, `is`, `len`, ...) the words of its _NAME_GROUPS."""
+    return tuple(frozenset({_stem(w)}) | _SAID_BY.get(w.lower(), frozenset())
+                 for w in split_identifier(re.split(r"[.:]", symbol)[-1]))
 
 
 @lru_cache(maxsize=65536)
@@ -189,7 +218,7 @@ def features(c: Scored, qwords: set[str], wanted: set[str], thing: bool = False)
     """The FEATURES of one candidate for a query (its stemmed words, wanted roles and
     whether it describes a thing)."""
     name_words = _name_words(c.symbol) if c.symbol else ()
-    name = sum(1 for w in name_words if w in qwords) / len(name_words) if name_words else 0.0
+    name = sum(1 for says in name_words if not says.isdisjoint(qwords)) / len(name_words) if name_words else 0.0
     path_words, role = _path_facts(c.path, c.language)
     if role == "code" and c.symbol and in_test_module(c.symbol, c.language):
         role = "test"

@@ -405,5 +405,32 @@ def test_a_name_matches_its_word_in_another_form() -> None:
     # "scores" and "score", "parsing" and "parse": the name feature reads stems of both.
     for query, name in (("combine the scores", "score"), ("parsing a header", "parse"),
                         ("matches a glob", "match")):
-        qwords = set(ranking._stem_all(query_words(query)))
-        assert ranking._name_words(name)[0] in qwords, (query, name)
+        assert _name_share(name, query) == 1.0, (query, name)
+
+
+def _name_share(symbol: str, query: str) -> float:
+    """The `name` feature of a function called `symbol` for `query`."""
+    qwords = set(ranking._stem_all(query_words(query)))
+    return ranking.features(_C(symbol=symbol), qwords, set())[ranking.FEATURES.index("name")]
+
+
+@pytest.mark.parametrize(("query", "symbol", "share"), [
+    ("Creates a new parser", "Parser.new", 1.0),
+    ("Whether the set is empty", "IndexSet.is_empty", 1.0),
+    ("Removes and yields the last element", "Deque.pop_back", 0.5),
+    ("Retrieves the error index", "ParsePosition.getErrorIndex", 1.0),
+    ("Converts the value into a string", "Value.to_string", 1.0),
+    ("Number of elements in the map", "IndexMap.len", 1.0),
+])
+def test_conventional_name_words_are_said_by_the_words_a_doc_comment_uses(query: str, symbol: str,
+                                                                            share: float) -> None:
+    assert _name_share(symbol, query) == share
+
+
+@pytest.mark.parametrize(("query", "symbol"), [
+    ("empty the set", "IndexSet.is_empty"),  # no word of the "is" group
+    ("sets the error index", "ParsePosition.getErrorIndex"),  # "sets" says no getter
+    ("parse a header", "Header.new"),
+])
+def test_a_conventional_word_needs_its_own_kind_of_query_word(query: str, symbol: str) -> None:
+    assert _name_share(symbol, query) < 1.0
