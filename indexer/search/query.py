@@ -390,6 +390,9 @@ class Candidate:
     language: str
     kind: str | None
     body: str
+    # The signatures of the definitions around a member ("impl Iterator for FilterOk > ..."),
+    # the second line of its chunk text (indexer.chunking.treesitter); "" for the rest.
+    within: str = ""
     cosine: float = 0.0
     bm25: float = 0.0  # BM25 / the query's IDF mass
     score: float = 0.0
@@ -409,7 +412,8 @@ def _rows(store: IndexStore, ids: Sequence[str]) -> list[tuple[Candidate, bytes 
     for cid in ids:
         r = by_id.get(cid)
         if r is not None:
-            out.append((Candidate(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]), r[9]))
+            within = r[9].split("\n", 1)[0] if r[5] and "." in r[5] else ""
+            out.append((Candidate(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], within), r[10]))
     return out
 
 

@@ -20,6 +20,12 @@ logistic model over a handful of features that mean the same thing for every que
   the answer: the feature is 0, except for `impl` blocks and Rust associated types (tune
   split with `--answers types`: type queries 0.350 -> 0.545 MRR@10, function queries
   unchanged; docs/benchmarks.md).
+- `trait_impl`: a method of a Rust `impl Trait for Type` block (`next`, `fmt`, `size_hint`
+  of an iterator adaptor): a trait's contract filled in, documented where the trait is,
+  while the chunk's header and symbol repeat the type's name, so it outranked the
+  function a query describes (`filter_ok` lost to `FilterOk.next`). Its weight is set by
+  hand from a sweep on the tune pools (docs/benchmarks.md); Java's and C#'s overrides
+  tested the same way answered queries as often as other methods and are not included.
 
 The coefficients were fitted by `tests/bench/fit_ranking.py` on the development
 benchmark's tune split only (listwise for the order, then Platt scaling, so the output is
@@ -39,7 +45,7 @@ import snowballstemmer
 
 from indexer.chunking.lexical import query_words, split_identifier
 
-FEATURES = ("cosine", "bm25", "name", "path", "demoted", "glue", "head")
+FEATURES = ("cosine", "bm25", "name", "path", "demoted", "glue", "head", "trait_impl")
 _HEAD_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl", "module", "namespace", "type"})
 
 # Fitted coefficients (intercept first, then FEATURES in order); see the module docstring.
@@ -48,14 +54,16 @@ _HEAD_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl"
 # repeats its implementation's words. It is set by hand to -3.5, which leaves tune MRR@10
 # unchanged (0.733 either way) and puts an implementation above a test that says the
 # query outright (tests/integration/test_search_quality.py).
-HYBRID = (-7.862, 4.481, 3.471, 1.338, 1.142, -3.5, -1.651, -2.561)
+# `trait_impl` is set by hand as well: -1.0 was the best of -0.5, -1.0, -1.5 and -2.0 on the
+# tune pools at both corpus sizes, the fitted -1.6 to -2.3 ranked worse.
+HYBRID = (-7.862, 4.481, 3.471, 1.338, 1.142, -3.5, -1.651, -2.561, -1.0)
 # The score a hybrid hit shows: the relevance z above and its margin over the best other
 # candidate of the same query, through one more logistic fit (fit_ranking.py, tune split).
 # The relevance alone rates every candidate as if it stood alone, so a right first hit
 # that clearly leads the rest scored 0.03-0.3 ("is this the answer?" - "maybe"); its lead
 # is the strongest sign that it is. Order is unchanged: the score rises with z for every
 # candidate and the best keeps the highest.
-DISPLAY = (-0.321, 0.22, 1.649)  # intercept, z, margin
+DISPLAY = (-0.308, 0.203, 1.64)  # intercept, z, margin
 MARGIN_CAP = 6.0
 VECTOR = (-9.273, 10.628)  # intercept, cosine
 LEXICAL = (-5.996, 4.186)  # intercept, bm25
@@ -94,6 +102,7 @@ class Scored(Protocol):
     symbol: str | None
     language: str
     kind: str | None
+    within: str
     cosine: float
     bm25: float
     score: float
@@ -214,6 +223,17 @@ def _never_the_type(c: Scored) -> bool:
     return c.kind == "impl" or (c.kind == "type" and c.language == "rust" and "." in (c.symbol or ""))
 
 
+# The header of a member of `impl<...> Trait for Type` (not of an inherent `impl Type`).
+_TRAIT_IMPL = re.compile(r"(?:unsafe\s+)?impl\b[^{]*?\bfor\b")
+
+
+def implements_trait(c: Scored) -> bool:
+    """Whether a candidate is a method of a Rust trait implementation (its nearest enclosing
+    definition, the last of `within`'s " > "-joined signatures, is `impl ... for ...`)."""
+    return (c.language == "rust" and c.kind in ("method", "function") and
+            bool(_TRAIT_IMPL.match(c.within.rsplit(" > ", 1)[-1])))
+
+
 def features(c: Scored, qwords: set[str], wanted: set[str], thing: bool = False) -> list[float]:
     """The FEATURES of one candidate for a query (its stemmed words, wanted roles and
     whether it describes a thing)."""
@@ -226,7 +246,7 @@ def features(c: Scored, qwords: set[str], wanted: set[str], thing: bool = False)
     demoted = 1.0 if role != "code" and role not in wanted else 0.0
     glue = 1.0 if c.symbol is None and role != "docs" and c.language not in ("text", "markdown") else 0.0
     head = 1.0 if c.kind in _HEAD_KINDS and (not thing or _never_the_type(c)) else 0.0
-    return [c.cosine, c.bm25, name, path_share, demoted, glue, head]
+    return [c.cosine, c.bm25, name, path_share, demoted, glue, head, 1.0 if implements_trait(c) else 0.0]
 
 
 def _sigmoid(z: float) -> float:

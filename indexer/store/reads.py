@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 # A chunk row a search candidate is built from: id, rowid, path, start line, end line,
-# symbol, language, kind, body, and the cached vector bytes (None when not embedded).
-CandidateRow = tuple[str, int, str, int, int, str | None, str, str | None, str, bytes | None]
+# symbol, language, kind, body, the start of the text's second line (for a member, the
+# enclosing definitions' signatures) and the cached vector bytes (None when not embedded).
+CandidateRow = tuple[str, int, str, int, int, str | None, str, str | None, str, str, bytes | None]
+_HEADER_CHARS = 300  # of the second line: enough for a few signatures (each is cut at 120)
 # A chunk as context's anchor: id, path, start line, end line, symbol, language, kind, body.
 AnchorRow = tuple[str, str, int, int, str | None, str, str | None, str]
 # A symbol: name, kind, container, path, start line, end line, start column.
@@ -75,8 +77,8 @@ class IndexReads:
         if not ids:
             return []
         return self.conn.execute(
-            "SELECT c.id, c.rowid, c.path, c.start_line, c.end_line, c.symbol, c.language, c.kind, c.body, v.vector "
-            "FROM chunks c LEFT JOIN vectors v ON v.text_hash = c.text_hash "
+            "SELECT c.id, c.rowid, c.path, c.start_line, c.end_line, c.symbol, c.language, c.kind, c.body, "
+            f"substr(c.text, instr(c.text, char(10)) + 1, {_HEADER_CHARS}), v.vector FROM chunks c LEFT JOIN vectors v ON v.text_hash = c.text_hash "
             f"WHERE c.id IN ({_marks(ids)})",
             list(ids),
         ).fetchall()

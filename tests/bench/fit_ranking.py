@@ -57,6 +57,7 @@ class Seen:
     cosine: float
     bm25: float
     body: str
+    within: str = ""
     score: float = 0.0
 
 
@@ -80,7 +81,7 @@ def collect(cache: Path, refresh: bool, max_chars: int = MAX_CHARS) -> list[RawP
             ws.index()
             for q in queries:
                 pool = query_mod.candidates(ws.store, embedder, q.query)
-                seen = [Seen(c.path, c.symbol, c.language, c.kind, c.cosine, c.bm25, c.body) for c in pool]
+                seen = [Seen(c.path, c.symbol, c.language, c.kind, c.cosine, c.bm25, c.body, c.within) for c in pool]
                 y = np.array([float(c.path == q.path and c.start_line <= q.end_line and c.end_line >= q.start_line)
                               for c in pool])
                 pools.append((q.query, seen, y))

@@ -180,6 +180,7 @@ class _C:
     symbol: str | None = "load_settings"
     language: str = "python"
     kind: str | None = "function"
+    within: str = ""
     cosine: float = 0.4
     bm25: float = 0.5
     score: float = 0.0
@@ -224,6 +225,59 @@ def test_a_type_head_comes_after_the_function_with_the_same_evidence() -> None:
     assert _score(_C(kind="method")) == pytest.approx(func)
     # ...but a head still outranks a function with clearly weaker evidence.
     assert _score(_C(kind="struct", cosine=0.7, bm25=1.0)) > _score(_C(kind="function", cosine=0.3, bm25=0.2))
+
+
+RUST_ADAPTOR = """pub struct FilterOk<I, F> {
+    iter: I,
+    f: F,
+}
+
+impl<I, F> FilterOk<I, F> {
+    pub fn into_inner(self) -> I {
+        self.iter
+    }
+}
+
+impl<I, F, T, E> Iterator for FilterOk<I, F>
+where
+    I: Iterator<Item = Result<T, E>>,
+{
+    type Item = Result<T, E>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.iter.next()
+    }
+}
+
+pub fn filter_ok<I, F>(iter: I, f: F) -> FilterOk<I, F> {
+    FilterOk { iter, f }
+}
+"""
+
+
+def test_a_rust_trait_implementation_member_comes_after_a_function_with_the_same_evidence() -> None:
+    # `fn next` of `impl Iterator for FilterOk` fills in Iterator's contract; its header and
+    # symbol repeat the adaptor's name, and it used to beat the function a query describes.
+    member = _C(language="rust", kind="method", symbol="FilterOk<I, F>.next",
+                within="impl<I, F, T, E> Iterator for filter ok<I, F>")
+    assert ranking.implements_trait(member)
+    assert _score(member) < _score(_C(language="rust", kind="method", symbol="FilterOk<I, F>.next"))
+    for within, language in (("impl<I, F> filter ok<I, F> {", "rust"),  # an inherent impl
+                             ("pub trait Itertools : Iterator {", "rust"),  # a provided method
+                             ("impl Iterator for filter ok {", "python")):  # never outside Rust
+        assert not ranking.implements_trait(_C(language=language, kind="method", within=within)), within
+
+
+def test_search_candidates_carry_the_signatures_around_a_member(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "adaptors.rs").write_text(RUST_ADAPTOR)
+    with Workspace(root, Settings(state_dir=tmp_path / "state"), embedder=BagOfWords()) as w:
+        w.index()
+        pool = {c.symbol: c for c in query_mod.candidates(w.store, w.embedder, "filter ok values")}
+    assert {s for s, c in pool.items() if ranking.implements_trait(c)} == {"FilterOk<I, F>.next"}
+    assert pool["FilterOk<I, F>.into_inner"].within.startswith("impl<I, F> filter ok<I, F>")
+    assert pool["filter_ok"].within == ""  # top level: nothing around it
 
 
 @pytest.mark.parametrize(("query", "thing"), [
