@@ -280,6 +280,41 @@ def test_search_candidates_carry_the_signatures_around_a_member(tmp_path: Path) 
     assert pool["filter_ok"].within == ""  # top level: nothing around it
 
 
+
+def test_a_function_nested_in_another_comes_after_a_function_with_the_same_evidence() -> None:
+    # A closure or an observer's `complete` inside an operator is a unit of its own, but its
+    # parent's unit covers its lines and is what a question about the behaviour means.
+    top = _score(_C(kind="function", symbol="last_value_from"))
+    assert _score(_C(kind="function", symbol="last_value_from.complete")) < top
+    assert _score(_C(kind="method", symbol="Observable.complete")) == pytest.approx(
+        _score(_C(kind="function", symbol="complete")))  # a class's member is not nested
+
+
+NESTED = """def retry(times):
+    def decorate(func):
+        def wrapper(*args):
+            return func(*args)
+        return wrapper
+    return decorate
+
+
+class Client:
+    def send(self, payload):
+        return payload
+"""
+
+
+def test_the_chunker_names_nested_functions_so_the_ranking_can_tell(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "retry.py").write_text(NESTED)
+    with Workspace(root, Settings(state_dir=tmp_path / "state"), embedder=BagOfWords()) as w:
+        w.index()
+        pool = {c.symbol: c for c in query_mod.candidates(w.store, w.embedder, "retry wrapper send payload")}
+    assert {s for s, c in pool.items() if ranking.is_nested(c)} == {"retry.decorate", "retry.decorate.wrapper"}
+    assert not ranking.is_nested(pool["Client.send"]) and not ranking.is_nested(pool["retry"])
+
+
 @pytest.mark.parametrize(("query", "thing"), [
     ("A pair of comparison operator and partial version", True),
     ("An iterator adaptor that merges two sorted iterators", True),
