@@ -11,6 +11,12 @@ logistic model over a handful of features that mean the same thing for every que
 - `demoted`: the file is a test, fixture, example, generated, vendored or prose file and
   the query does not ask for that kind of file (say "test", "fixture", "example", ...);
 - `glue`: a chunk of code between definitions (imports, constants), not a symbol;
+- `quoted`: the share of the identifiers a query quotes as code (`` `iterable` ``,
+  `{@code n}`, `**SizeHint**`) that the candidate's signature declares, its own name left
+  out (`name` reads that): "Iterate `iterable` with a running index" quotes the parameter
+  of `enumerate(iterable: I)`, and "Apply the function `f` on the value `b` in
+  `Right(b)`" the `f` of `map_right(self, f: F)`, not of `right(&self)`. 0 for a query
+  that quotes nothing. Set by hand (1.0; see HYBRID).
 - `head`: the head of a type (class, struct, interface, trait, impl, enum, type alias,
   module), for a query that asks for an action ("parse a version string"): the head's
   text names the type and lists its members or fields, so it matches every query about
@@ -51,7 +57,7 @@ import snowballstemmer
 
 from indexer.chunking.lexical import query_words, split_identifier
 
-FEATURES = ("cosine", "bm25", "name", "path", "demoted", "glue", "head", "trait_impl", "nested")
+FEATURES = ("cosine", "bm25", "name", "path", "demoted", "glue", "head", "trait_impl", "nested", "quoted")
 _HEAD_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl", "module", "namespace", "type"})
 
 # Fitted coefficients (intercept first, then FEATURES in order); see the module docstring.
@@ -61,16 +67,17 @@ _HEAD_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl"
 # unchanged (0.733 either way) and puts an implementation above a test that says the
 # query outright (tests/integration/test_search_quality.py).
 # `trait_impl` is set by hand as well: -1.0 was the best of -0.5, -1.0, -1.5 and -2.0 on the
-# tune pools at both corpus sizes, the fitted -1.6 to -2.3 ranked worse; `nested` too (see
-# the module docstring).
-HYBRID = (-7.862, 4.481, 3.471, 1.338, 1.142, -3.5, -1.651, -2.561, -1.0, -0.5)
+# tune pools at both corpus sizes, the fitted -1.6 to -2.3 ranked worse; `nested` and
+# `quoted` too (see the module docstring; `quoted`: 0.5, 1.0, 1.5, 2.0 swept, 1.0 best at
+# 90k and within 0.004 of the best at 400k).
+HYBRID = (-7.862, 4.481, 3.471, 1.338, 1.142, -3.5, -1.651, -2.561, -1.0, -0.5, 1.0)
 # The score a hybrid hit shows: the relevance z above and its margin over the best other
 # candidate of the same query, through one more logistic fit (fit_ranking.py, tune split).
 # The relevance alone rates every candidate as if it stood alone, so a right first hit
 # that clearly leads the rest scored 0.03-0.3 ("is this the answer?" - "maybe"); its lead
 # is the strongest sign that it is. Order is unchanged: the score rises with z for every
 # candidate and the best keeps the highest.
-DISPLAY = (-0.364, 0.189, 1.596)  # intercept, z, margin
+DISPLAY = (-0.37, 0.186, 1.59)  # intercept, z, margin
 MARGIN_CAP = 6.0
 VECTOR = (-9.273, 10.628)  # intercept, cosine
 LEXICAL = (-5.996, 4.186)  # intercept, bm25
@@ -109,6 +116,7 @@ class Scored(Protocol):
     symbol: str | None
     language: str
     kind: str | None
+    body: str
     within: str
     cosine: float
     bm25: float
@@ -248,9 +256,34 @@ def is_nested(c: Scored) -> bool:
     return c.kind == "function" and "." in (c.symbol or "")
 
 
-def features(c: Scored, qwords: set[str], wanted: set[str], thing: bool = False) -> list[float]:
-    """The FEATURES of one candidate for a query (its stemmed words, wanted roles and
-    whether it describes a thing)."""
+# How a doc comment or a person quotes code: `x`, ``x``, {@code x} / {@link x}, **x**.
+_QUOTES = (re.compile(r"`([^`]+)`"), re.compile(r"\{@(?:code|link|linkplain|literal)\s+([^}]+)\}"),
+           re.compile(r"\*\*([^*]+)\*\*"))
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Where a signature ends: the body's brace, an arrow function's `=>`, Python's line-ending `:`.
+_SIGNATURE_END = re.compile(r"\{|=>|:\s*$", re.M)
+_SIGNATURE_SCAN = 2000  # characters of a body searched for that end
+_SIGNATURE_FALLBACK = 300  # characters taken when none is found (a macro, a one-line alias)
+
+
+@lru_cache(maxsize=4096)
+def quoted_identifiers(query: str) -> frozenset[str]:
+    """The identifiers inside the code a query quotes (`Right(b)` gives Right and b)."""
+    return frozenset(w for pattern in _QUOTES for span in pattern.findall(query) for w in _IDENT.findall(span))
+
+
+def _signature_identifiers(c: Scored) -> frozenset[str]:
+    """The identifiers of a candidate's signature (parameters, types, generics), its own
+    name's identifiers left out."""
+    m = _SIGNATURE_END.search(c.body, 0, _SIGNATURE_SCAN)
+    head = c.body[: m.start()] if m else c.body[:_SIGNATURE_FALLBACK]
+    return frozenset(_IDENT.findall(head)) - frozenset(_IDENT.findall(c.symbol or ""))
+
+
+def features(c: Scored, qwords: set[str], wanted: set[str], thing: bool = False,
+             quoted: frozenset[str] = frozenset()) -> list[float]:
+    """The FEATURES of one candidate for a query (its stemmed words, wanted roles, whether
+    it describes a thing, and the identifiers it quotes)."""
     name_words = _name_words(c.symbol) if c.symbol else ()
     name = sum(1 for says in name_words if not says.isdisjoint(qwords)) / len(name_words) if name_words else 0.0
     path_words, role = _path_facts(c.path, c.language)
@@ -261,7 +294,8 @@ def features(c: Scored, qwords: set[str], wanted: set[str], thing: bool = False)
     glue = 1.0 if c.symbol is None and role != "docs" and c.language not in ("text", "markdown") else 0.0
     head = 1.0 if c.kind in _HEAD_KINDS and (not thing or _never_the_type(c)) else 0.0
     return [c.cosine, c.bm25, name, path_share, demoted, glue, head, 1.0 if implements_trait(c) else 0.0,
-            1.0 if is_nested(c) else 0.0]
+            1.0 if is_nested(c) else 0.0,
+            len(quoted & _signature_identifiers(c)) / len(quoted) if quoted else 0.0]
 
 
 def _sigmoid(z: float) -> float:
@@ -283,6 +317,7 @@ def score(pool: Sequence[Scored], query: str, mode: str = "hybrid") -> None:
     qwords = set(_stem_all(query_words(query)))
     wanted = wanted_roles(query)
     thing = describes_thing(query)
+    quoted = quoted_identifiers(query)
     zs: list[float] = []
     for c in pool:
         if mode == "vector":
@@ -290,7 +325,7 @@ def score(pool: Sequence[Scored], query: str, mode: str = "hybrid") -> None:
         elif mode == "lexical":
             c.score = _sigmoid(LEXICAL[0] + LEXICAL[1] * c.bm25)
         else:
-            f = features(c, qwords, wanted, thing)
+            f = features(c, qwords, wanted, thing, quoted)
             zs.append(HYBRID[0] + sum(w * x for w, x in zip(HYBRID[1:], f, strict=True)))
     if mode not in ("vector", "lexical"):
         for c, z, m in zip(pool, zs, margins(zs), strict=True):

@@ -99,7 +99,8 @@ def featurize(raw: list[RawPool]) -> list[Pool]:
         qwords = set(ranking._stem_all(query_words(text)))
         wanted = ranking.wanted_roles(text)
         thing = ranking.describes_thing(text)
-        x = np.array([ranking.features(c, qwords, wanted, thing) for c in seen], dtype=np.float64)
+        quoted = ranking.quoted_identifiers(text)
+        x = np.array([ranking.features(c, qwords, wanted, thing, quoted) for c in seen], dtype=np.float64)
         pools.append((x.reshape(len(seen), len(ranking.FEATURES)), y))
     return pools
 

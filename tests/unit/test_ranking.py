@@ -180,6 +180,7 @@ class _C:
     symbol: str | None = "load_settings"
     language: str = "python"
     kind: str | None = "function"
+    body: str = ""
     within: str = ""
     cosine: float = 0.4
     bm25: float = 0.5
@@ -288,6 +289,36 @@ def test_a_function_nested_in_another_comes_after_a_function_with_the_same_evide
     assert _score(_C(kind="function", symbol="last_value_from.complete")) < top
     assert _score(_C(kind="method", symbol="Observable.complete")) == pytest.approx(
         _score(_C(kind="function", symbol="complete")))  # a class's member is not nested
+
+
+
+def test_identifiers_a_query_quotes_are_read_from_every_way_of_quoting_code() -> None:
+    assert ranking.quoted_identifiers("Apply `f` on `b` in `Right(b)`") == {"f", "b", "Right"}
+    assert ranking.quoted_identifiers("Returns {@code n} copies of {@link Item}") == {"n", "Item"}
+    assert ranking.quoted_identifiers("Multiply **x** with a **SizeHint** (see ``len``)") == {"x", "SizeHint", "len"}
+    assert ranking.quoted_identifiers("parse a version string") == frozenset()
+    assert ranking.quoted_identifiers("`" * 9 + "**") == frozenset()  # only punctuation
+
+
+def test_a_signature_that_declares_the_quoted_identifiers_comes_first() -> None:
+    query = "Apply the function `f` on the value `b` in `Right(b)`"
+    quoted = ranking.quoted_identifiers(query)
+    mapper = _C(language="rust", kind="method", symbol="EitherOrBoth.map_second",
+                body="pub fn map_second<F, M>(self, f: F) -> EitherOrBoth<A, M>\nwhere\n    F: FnOnce(B) -> M,\n{")
+    getter = _C(language="rust", kind="method", symbol="EitherOrBoth.second",
+                body="pub fn second(self) -> Option<B> {\n    match self {")
+    assert ranking.features(mapper, set(), set(), quoted=quoted)[-1] == pytest.approx(1 / 3)  # `f`, case kept
+    assert ranking.features(getter, set(), set(), quoted=quoted)[-1] == 0.0
+    ranking.score([getter, mapper], query)
+    assert mapper.score > getter.score
+    # Only the signature counts (not the body), and never the candidate's own name, which
+    # the `name` feature reads: a class head quoting its name gains nothing here.
+    late = _C(body="def apply(values):\n    f = b = None\n    return Right(b)")
+    assert ranking.features(late, set(), set(), quoted=ranking.quoted_identifiers(query))[-1] == 0.0
+    head = _C(kind="class", symbol="Pattern", body="class Pattern(Base):\n    pass")
+    assert ranking.features(head, set(), set(), quoted=frozenset({"Pattern"}))[-1] == 0.0
+    python = _C(body="def enumerate(iterable, start=0):\n    return zip(count(start), iterable)")
+    assert ranking.features(python, set(), set(), quoted=frozenset({"iterable", "start"}))[-1] == 1.0
 
 
 NESTED = """def retry(times):
