@@ -42,8 +42,9 @@ def test_files_chunks_and_symbols_are_read_by_name(sql: SqliteState) -> None:
     assert sorted(sql.chunk_languages_paths([a[0], b[0], "missing"])) == sorted(
         [(a[0], "python", "src/a.py"), (b[0], "rust", "lib/b.rs")])
     rows = {r[0]: r for r in sql.candidate_rows([a[1], b[0]])}
-    assert rows[a[1]][2:5] == ("src/a.py", 11, 19) and rows[a[1]][9] is not None
-    assert rows[b[0]][9] is None  # not embedded: no cached vector
+    assert rows[a[1]][2:5] == ("src/a.py", 11, 19) and rows[a[1]][10] is not None
+    assert rows[b[0]][10] is None  # not embedded: no cached vector
+    assert rows[b[0]][9] == "fn gamma() {}"  # the header column: a one-line text is read whole
     anchor = sql.smallest_chunk_at("src/a.py", 12)
     assert anchor is not None and anchor[0] == a[1]
     assert sql.smallest_chunk_at("src/a.py", 500) is None
