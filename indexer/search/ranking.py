@@ -17,6 +17,15 @@ logistic model over a handful of features that mean the same thing for every que
   of `enumerate(iterable: I)`, and "Apply the function `f` on the value `b` in
   `Right(b)`" the `f` of `map_right(self, f: F)`, not of `right(&self)`. 0 for a query
   that quotes nothing. Set by hand (1.0; see HYBRID).
+- `late_name`: every word of the candidate's name is said by the query, but not by its
+  first word. A doc comment, and a person asking for code, open with what the code does
+  ("Put back a single value", "Emits only the index of the first value ...", Go's
+  "ServeHTTP dispatches ..."), and the name most often says that; a name said only further
+  on names a thing the action is about (`window` in "... to determine when to start a new
+  window", `Observable.subscribe` in "... subscribes to the next one"), so its full `name`
+  credit is trimmed. The first word counts as said when it is the name written whole, or
+  the name of the symbol's owner (`Workspace.index` for "Workspace index"). Set by hand
+  (-0.5; see HYBRID).
 - `head`: the head of a type (class, struct, interface, trait, impl, enum, type alias,
   module), for a query that asks for an action ("parse a version string"): the head's
   text names the type and lists its members or fields, so it matches every query about
@@ -57,7 +66,8 @@ import snowballstemmer
 
 from indexer.chunking.lexical import query_words, split_identifier
 
-FEATURES = ("cosine", "bm25", "name", "path", "demoted", "glue", "head", "trait_impl", "nested", "quoted")
+FEATURES = ("cosine", "bm25", "name", "path", "demoted", "glue", "head", "trait_impl", "nested", "quoted",
+            "late_name")
 _HEAD_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl", "module", "namespace", "type"})
 
 # Fitted coefficients (intercept first, then FEATURES in order); see the module docstring.
@@ -69,15 +79,16 @@ _HEAD_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl"
 # `trait_impl` is set by hand as well: -1.0 was the best of -0.5, -1.0, -1.5 and -2.0 on the
 # tune pools at both corpus sizes, the fitted -1.6 to -2.3 ranked worse; `nested` and
 # `quoted` too (see the module docstring; `quoted`: 0.5, 1.0, 1.5, 2.0 swept, 1.0 best at
-# 90k and within 0.004 of the best at 400k).
-HYBRID = (-7.862, 4.481, 3.471, 1.338, 1.142, -3.5, -1.651, -2.561, -1.0, -0.5, 1.0)
+# 90k and within 0.004 of the best at 400k); `late_name` too (-0.25, -0.5, -0.75 swept, -0.5
+# best at 90k and 400k; a listwise refit of every weight ranked worse).
+HYBRID = (-7.862, 4.481, 3.471, 1.338, 1.142, -3.5, -1.651, -2.561, -1.0, -0.5, 1.0, -0.5)
 # The score a hybrid hit shows: the relevance z above and its margin over the best other
 # candidate of the same query, through one more logistic fit (fit_ranking.py, tune split).
 # The relevance alone rates every candidate as if it stood alone, so a right first hit
 # that clearly leads the rest scored 0.03-0.3 ("is this the answer?" - "maybe"); its lead
 # is the strongest sign that it is. Order is unchanged: the score rises with z for every
 # candidate and the best keeps the highest.
-DISPLAY = (-0.37, 0.186, 1.59)  # intercept, z, margin
+DISPLAY = (-0.284, 0.203, 1.656)  # intercept, z, margin
 MARGIN_CAP = 6.0
 VECTOR = (-9.273, 10.628)  # intercept, cosine
 LEXICAL = (-5.996, 4.186)  # intercept, bm25
@@ -280,10 +291,38 @@ def _signature_identifiers(c: Scored) -> frozenset[str]:
     return frozenset(_IDENT.findall(head)) - frozenset(_IDENT.findall(c.symbol or ""))
 
 
+Lead = tuple[str, str]  # the query's first term: stemmed, and as written without underscores
+
+
+@lru_cache(maxsize=4096)
+def lead_word(query: str) -> Lead | None:
+    """The first meaningful term of a query (an identifier whole, `read_secret`), or None."""
+    words = query_words(query)
+    return (_stem(words[0]), words[0].replace("_", "")) if words else None
+
+
+@lru_cache(maxsize=65536)
+def _symbol_segments(symbol: str) -> frozenset[str]:
+    """The names a qualified symbol is made of, lower-cased, without underscores and
+    generic parameters: `EitherOrBoth<A, B>.map_right` gives eitherorboth and mapright."""
+    bare = symbol
+    while (shorter := re.sub(r"<[^<>]*>", "", bare)) != bare:
+        bare = shorter
+    return frozenset(seg.replace("_", "").lower() for seg in re.split(r"[.:]+", bare) if seg)
+
+
+def _said_late(c: Scored, name_words: tuple[frozenset[str], ...], qwords: set[str], lead: Lead | None) -> bool:
+    """Whether the query says every word of the candidate's name, none of them with its
+    first word (see `late_name`)."""
+    if lead is None or not name_words or any(says.isdisjoint(qwords) for says in name_words):
+        return False
+    return not any(lead[0] in says for says in name_words) and lead[1] not in _symbol_segments(c.symbol or "")
+
+
 def features(c: Scored, qwords: set[str], wanted: set[str], thing: bool = False,
-             quoted: frozenset[str] = frozenset()) -> list[float]:
+             quoted: frozenset[str] = frozenset(), lead: Lead | None = None) -> list[float]:
     """The FEATURES of one candidate for a query (its stemmed words, wanted roles, whether
-    it describes a thing, and the identifiers it quotes)."""
+    it describes a thing, the identifiers it quotes and its first term)."""
     name_words = _name_words(c.symbol) if c.symbol else ()
     name = sum(1 for says in name_words if not says.isdisjoint(qwords)) / len(name_words) if name_words else 0.0
     path_words, role = _path_facts(c.path, c.language)
@@ -295,7 +334,8 @@ def features(c: Scored, qwords: set[str], wanted: set[str], thing: bool = False,
     head = 1.0 if c.kind in _HEAD_KINDS and (not thing or _never_the_type(c)) else 0.0
     return [c.cosine, c.bm25, name, path_share, demoted, glue, head, 1.0 if implements_trait(c) else 0.0,
             1.0 if is_nested(c) else 0.0,
-            len(quoted & _signature_identifiers(c)) / len(quoted) if quoted else 0.0]
+            len(quoted & _signature_identifiers(c)) / len(quoted) if quoted else 0.0,
+            1.0 if _said_late(c, name_words, qwords, lead) else 0.0]
 
 
 def _sigmoid(z: float) -> float:
@@ -318,6 +358,7 @@ def score(pool: Sequence[Scored], query: str, mode: str = "hybrid") -> None:
     wanted = wanted_roles(query)
     thing = describes_thing(query)
     quoted = quoted_identifiers(query)
+    lead = lead_word(query)
     zs: list[float] = []
     for c in pool:
         if mode == "vector":
@@ -325,7 +366,7 @@ def score(pool: Sequence[Scored], query: str, mode: str = "hybrid") -> None:
         elif mode == "lexical":
             c.score = _sigmoid(LEXICAL[0] + LEXICAL[1] * c.bm25)
         else:
-            f = features(c, qwords, wanted, thing, quoted)
+            f = features(c, qwords, wanted, thing, quoted, lead)
             zs.append(HYBRID[0] + sum(w * x for w, x in zip(HYBRID[1:], f, strict=True)))
     if mode not in ("vector", "lexical"):
         for c, z, m in zip(pool, zs, margins(zs), strict=True):

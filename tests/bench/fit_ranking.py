@@ -100,7 +100,8 @@ def featurize(raw: list[RawPool]) -> list[Pool]:
         wanted = ranking.wanted_roles(text)
         thing = ranking.describes_thing(text)
         quoted = ranking.quoted_identifiers(text)
-        x = np.array([ranking.features(c, qwords, wanted, thing, quoted) for c in seen], dtype=np.float64)
+        lead = ranking.lead_word(text)
+        x = np.array([ranking.features(c, qwords, wanted, thing, quoted, lead) for c in seen], dtype=np.float64)
         pools.append((x.reshape(len(seen), len(ranking.FEATURES)), y))
     return pools
 

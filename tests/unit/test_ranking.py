@@ -187,6 +187,10 @@ class _C:
     score: float = 0.0
 
 
+_QUOTED = ranking.FEATURES.index("quoted")
+_LATE = ranking.FEATURES.index("late_name")
+
+
 def _score(c: _C, query: str = "load the settings") -> float:
     ranking.score([c], query)
     return c.score
@@ -307,18 +311,56 @@ def test_a_signature_that_declares_the_quoted_identifiers_comes_first() -> None:
                 body="pub fn map_second<F, M>(self, f: F) -> EitherOrBoth<A, M>\nwhere\n    F: FnOnce(B) -> M,\n{")
     getter = _C(language="rust", kind="method", symbol="EitherOrBoth.second",
                 body="pub fn second(self) -> Option<B> {\n    match self {")
-    assert ranking.features(mapper, set(), set(), quoted=quoted)[-1] == pytest.approx(1 / 3)  # `f`, case kept
-    assert ranking.features(getter, set(), set(), quoted=quoted)[-1] == 0.0
+    assert ranking.features(mapper, set(), set(), quoted=quoted)[_QUOTED] == pytest.approx(1 / 3)  # `f`, case kept
+    assert ranking.features(getter, set(), set(), quoted=quoted)[_QUOTED] == 0.0
     ranking.score([getter, mapper], query)
     assert mapper.score > getter.score
     # Only the signature counts (not the body), and never the candidate's own name, which
     # the `name` feature reads: a class head quoting its name gains nothing here.
     late = _C(body="def apply(values):\n    f = b = None\n    return Right(b)")
-    assert ranking.features(late, set(), set(), quoted=ranking.quoted_identifiers(query))[-1] == 0.0
+    assert ranking.features(late, set(), set(), quoted=ranking.quoted_identifiers(query))[_QUOTED] == 0.0
     head = _C(kind="class", symbol="Pattern", body="class Pattern(Base):\n    pass")
-    assert ranking.features(head, set(), set(), quoted=frozenset({"Pattern"}))[-1] == 0.0
+    assert ranking.features(head, set(), set(), quoted=frozenset({"Pattern"}))[_QUOTED] == 0.0
     python = _C(body="def enumerate(iterable, start=0):\n    return zip(count(start), iterable)")
-    assert ranking.features(python, set(), set(), quoted=frozenset({"iterable", "start"}))[-1] == 1.0
+    assert ranking.features(python, set(), set(), quoted=frozenset({"iterable", "start"}))[_QUOTED] == 1.0
+
+
+def _late(query: str, symbol: str) -> float:
+    """The `late_name` feature of a function called `symbol` for `query`."""
+    qwords = set(ranking._stem_all(query_words(query)))
+    c = _C(symbol=symbol)
+    return ranking.features(c, qwords, set(), lead=ranking.lead_word(query))[_LATE]
+
+
+@pytest.mark.parametrize(("query", "symbol", "late"), [
+    # the name is said further on than the query's first word: the thing acted on
+    ("Branch out the values into a new window", "window", 1.0),
+    ("Subscribes to the next one", "Observable.subscribe", 0.0),  # "subscribes" opens the query
+    ("Put back a single value", "PutBack.put_back", 0.0),
+    ("Put back a single value", "single", 1.0),
+    ("Returns the maximum of the values", "maximum", 0.0),  # "returns" is a stop word
+    # the first word written as the name whole, or as its owner's name
+    ("ServeHTTP dispatches the handler", "Router.ServeHTTP", 0.0),
+    ("read_secret keyring", "read_secret", 0.0),
+    ("Workspace index", "Workspace.index", 0.0),
+    ("EitherOrBoth right", "EitherOrBoth<A, B>.right", 0.0),
+    # not every word said: `name` is partial, nothing to trim
+    ("Branch out the values into a window", "window_when", 0.0),
+    ("", "window", 0.0),
+    ("?!", "window", 0.0),
+])
+def test_a_name_said_only_after_the_first_word_is_trimmed(query: str, symbol: str, late: float) -> None:
+    assert _late(query, symbol) == late
+
+
+def test_the_name_the_query_opens_with_beats_one_it_says_later() -> None:
+    query = "Merge the values from all observables into a single observable"
+    merge = _C(language="typescript", symbol="merge", path="src/merge.ts")
+    single = _C(language="typescript", symbol="single", path="src/single.ts")
+    ranking.score([single, merge], query)
+    assert merge.score > single.score
+    assert ranking.lead_word("`read_secret`: the keyring entry") == ("read_secret", "readsecret")
+    assert ranking.lead_word("the of and") is None
 
 
 NESTED = """def retry(times):
