@@ -144,9 +144,10 @@ async def test_a_client_that_skips_the_proof_is_denied_and_never_downgrades(daem
     reader, writer = await open_connection(daemon.endpoint)
     hello = json.loads((await read_message(reader) or ({}, b"{}"))[1])
     assert hello["auth"] == "keyring" and hello["nonce"]
-    writer.write(frame(json.dumps({"forge": "auth", "auth": "peer"}).encode()))
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "forge/search", "params": {"query": "x"}}).encode()
-    writer.write(frame(body))
+    # Both frames in one send: the daemon denies and closes right after the first, and a
+    # second send racing that close fails with a broken pipe before the denial is read.
+    writer.write(frame(json.dumps({"forge": "auth", "auth": "peer"}).encode()) + frame(body))
     await writer.drain()
     answer = await read_message(reader)
     assert answer is not None and json.loads(answer[1])["forge"] == "denied", answer
