@@ -311,12 +311,11 @@ def _symbol_segments(symbol: str) -> frozenset[str]:
     return frozenset(seg.replace("_", "").lower() for seg in re.split(r"[.:]+", bare) if seg)
 
 
-def _said_late(c: Scored, name_words: tuple[frozenset[str], ...], qwords: set[str], lead: Lead | None) -> bool:
-    """Whether the query says every word of the candidate's name, none of them with its
-    first word (see `late_name`)."""
-    if lead is None or not name_words or any(says.isdisjoint(qwords) for says in name_words):
-        return False
-    return not any(lead[0] in says for says in name_words) and lead[1] not in _symbol_segments(c.symbol or "")
+def _first_word_misses(c: Scored, name_words: tuple[frozenset[str], ...], lead: Lead | None) -> bool:
+    """Whether the query's first term says none of the candidate's name words and is
+    neither its name written whole nor its owner's (see `late_name`)."""
+    return (lead is not None and not any(lead[0] in says for says in name_words)
+            and lead[1] not in _symbol_segments(c.symbol or ""))
 
 
 def features(c: Scored, qwords: set[str], wanted: set[str], thing: bool = False,
@@ -335,7 +334,7 @@ def features(c: Scored, qwords: set[str], wanted: set[str], thing: bool = False,
     return [c.cosine, c.bm25, name, path_share, demoted, glue, head, 1.0 if implements_trait(c) else 0.0,
             1.0 if is_nested(c) else 0.0,
             len(quoted & _signature_identifiers(c)) / len(quoted) if quoted else 0.0,
-            1.0 if _said_late(c, name_words, qwords, lead) else 0.0]
+            1.0 if name == 1.0 and _first_word_misses(c, name_words, lead) else 0.0]
 
 
 def _sigmoid(z: float) -> float:

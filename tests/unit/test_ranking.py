@@ -188,7 +188,6 @@ class _C:
 
 
 _QUOTED = ranking.FEATURES.index("quoted")
-_LATE = ranking.FEATURES.index("late_name")
 
 
 def _score(c: _C, query: str = "load the settings") -> float:
@@ -327,9 +326,7 @@ def test_a_signature_that_declares_the_quoted_identifiers_comes_first() -> None:
 
 def _late(query: str, symbol: str) -> float:
     """The `late_name` feature of a function called `symbol` for `query`."""
-    qwords = set(ranking._stem_all(query_words(query)))
-    c = _C(symbol=symbol)
-    return ranking.features(c, qwords, set(), lead=ranking.lead_word(query))[_LATE]
+    return _feature("late_name", symbol, query)
 
 
 @pytest.mark.parametrize(("query", "symbol", "late"), [
@@ -572,8 +569,14 @@ def test_a_name_matches_its_word_in_another_form() -> None:
 
 def _name_share(symbol: str, query: str) -> float:
     """The `name` feature of a function called `symbol` for `query`."""
+    return _feature("name", symbol, query)
+
+
+def _feature(feature: str, symbol: str, query: str) -> float:
+    """One feature of a function called `symbol` for `query`."""
     qwords = set(ranking._stem_all(query_words(query)))
-    return ranking.features(_C(symbol=symbol), qwords, set())[ranking.FEATURES.index("name")]
+    f = ranking.features(_C(symbol=symbol), qwords, set(), lead=ranking.lead_word(query))
+    return f[ranking.FEATURES.index(feature)]
 
 
 @pytest.mark.parametrize(("query", "symbol", "share"), [
